@@ -1,0 +1,34 @@
+# make test: system packages, a virtualenv in .venv, then lint, types and tests.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: test lint typecheck pytest sysdeps venv bench demo clean
+
+test: venv lint typecheck pytest
+
+sysdeps:
+	@PYTHON=$(PYTHON) sh tools/system-packages.sh
+
+$(BIN)/.installed: pyproject.toml | sysdeps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $@
+
+venv: sysdeps $(BIN)/.installed
+
+lint: venv
+	$(BIN)/ruff check swaramd tests bench
+
+typecheck: venv
+	$(BIN)/mypy
+
+pytest: venv
+	$(BIN)/pytest -q
+
+bench: venv
+	$(BIN)/python bench/audio.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""swaramd: a Raspberry Pi voice-appliance daemon for the swaram realtime service."""
+
+__version__ = "0.1.0"
