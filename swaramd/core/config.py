@@ -202,22 +202,22 @@ def _device(v: Any) -> str | int:
 
 
 def _env_name(v: Any) -> str:
-    v = _text(v)
-    if not v.replace("_", "a").isalnum() or v[0].isdigit():
-        raise _Bad(f"must be an environment variable name (got {v!r})")
-    return v
+    name = _text(v)
+    if not name.replace("_", "a").isalnum() or not name.isascii() or name[0].isdigit():
+        raise _Bad(f"must be an environment variable name (got {name!r})")
+    return name
 
 
 def _url(v: Any) -> str:
-    v = _text(v)
-    parts = urlsplit(v)
+    url = _text(v)
+    parts = urlsplit(url)
     if parts.scheme not in ("wss", "ws"):
         raise _Bad(f"must be a wss:// URL (got scheme {parts.scheme or 'none'!r})")
     if not parts.hostname:
         raise _Bad("has no host")
     if parts.scheme == "ws" and not _is_loopback(parts.hostname):
-        raise _Bad(f"ws:// is unencrypted and allowed only to a loopback host, not {parts.hostname}")
-    return v
+        raise _Bad(f"ws:// is unencrypted; allowed only to a loopback host, not {parts.hostname}")
+    return url
 
 
 def _is_loopback(host: str) -> bool:
@@ -361,7 +361,7 @@ class _Builder:
         sections: dict[str, Any] = {}
         for name, node in self._mapping(root, ""):
             if name not in SCHEMA:
-                self.fail(node, name, f"unknown section; known: {', '.join(SCHEMA)}")
+                self._problem(name, f"unknown section; known: {', '.join(SCHEMA)}")
                 continue
             sections[name] = self._section(name, node)
         values = {name: sections.get(name, {}) for name in SCHEMA}
@@ -399,7 +399,7 @@ class _Builder:
             dotted = f"{section}.{name}"
             check = checks.get(name)
             if check is None:
-                self.fail(value_node, dotted, f"unknown key; known: {', '.join(checks)}")
+                self._problem(dotted, f"unknown key; known: {', '.join(checks)}")
                 continue
             try:
                 out[name] = check(self.loader.construct_object(value_node, deep=True))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class State(str, Enum):
+class State(StrEnum):
     """What the appliance is doing; `status` prints `.value`."""
 
     IDLE = "idle"
@@ -19,7 +19,7 @@ class State(str, Enum):
     AUDIO_ERROR = "audio_error"
 
 
-class HaltReason(str, Enum):
+class HaltReason(StrEnum):
     """Why the appliance halted and waits for a person (DESIGN §4)."""
 
     AUTH = "auth"

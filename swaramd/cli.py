@@ -1,0 +1,116 @@
+"""The `swaramd` command line (DESIGN §2). `main()` returns the exit code.
+
+Exit codes: 0 success; 1 no daemon answered (`status`) or a crash; 78
+(EX_CONFIG) for any invalid config or key source, with one
+`FILE:LINE: key.path: problem` line per problem on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from swaramd import __version__
+from swaramd.core.config import Config, load_config
+from swaramd.core.errors import ConfigError, ConfigProblem, SwaramdError
+
+EX_OK, EX_FAIL, EX_CONFIG = 0, 1, 78
+SYSTEM_CONFIG = Path("/etc/swaramd/config.yaml")
+
+
+def find_config(explicit: str | None) -> Path:
+    """`-c FILE`, else `$SWARAMD_CONFIG`, else /etc/swaramd/config.yaml, else ./config.yaml."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("SWARAMD_CONFIG"):
+        return Path(os.environ["SWARAMD_CONFIG"])
+    if SYSTEM_CONFIG.exists():
+        return SYSTEM_CONFIG
+    return Path("config.yaml")
+
+
+def _load(args: argparse.Namespace) -> Config:
+    path = find_config(args.config)
+    if not path.exists():
+        raise ConfigError([ConfigProblem(str(path), None, "", "no such config file")])
+    return load_config(path)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate the config and the key source; print where the key comes from."""
+    from swaramd.adapters.credentials import read_api_key
+
+    cfg = _load(args)
+    read_api_key(cfg)
+    cred = os.environ.get("CREDENTIALS_DIRECTORY")
+    if cred and (Path(cred) / "api_key").exists():
+        source = "$CREDENTIALS_DIRECTORY/api_key"
+    elif cfg.server.api_key_file is not None:
+        source = str(cfg.server.api_key_file)
+    else:
+        source = f"${cfg.server.api_key_env}"
+    print(f"{cfg.path}: OK (mode {cfg.conversation.mode}, audio {cfg.audio.backend}, "
+          f"key from {source})")
+    return EX_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print the running daemon's status as one JSON object."""
+    from swaramd.adapters.control import ControlError, query
+
+    cfg = _load(args)
+    try:
+        reply = query(cfg.control.socket)
+    except ControlError as exc:
+        print(f"swaramd: {exc}", file=sys.stderr)
+        return EX_FAIL
+    print(json.dumps(reply))
+    return EX_OK
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    """List audio inputs and outputs: index, name, channels, default rate."""
+    from swaramd.adapters.audio_devices import format_devices
+
+    print(format_devices())
+    return EX_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; one sub-command per DESIGN §2 row."""
+    parser = argparse.ArgumentParser(
+        prog="swaramd", description="Voice-appliance daemon for the swaram realtime service.")
+    parser.add_argument("--version", action="version", version=f"swaramd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: object, help_text: str, config: bool = True) -> None:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if config:
+            p.add_argument("-c", "--config", metavar="FILE", help="config file (see README)")
+        p.set_defaults(func=func)
+
+    add("check-config", cmd_check_config, "validate the config and the API key source")
+    add("status", cmd_status, "print the running daemon's status as JSON")
+    add("devices", cmd_devices, "list audio input and output devices", config=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit code (never a traceback for bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EX_CONFIG
+    except SwaramdError as exc:
+        print(f"swaramd: {exc}", file=sys.stderr)
+        return EX_FAIL
+    except KeyboardInterrupt:
+        return EX_FAIL
+    return code

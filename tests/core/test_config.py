@@ -1,0 +1,98 @@
+"""Config validation: every problem named as FILE:LINE: key.path: problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from swaramd.core.config import Config, load_config, parse_config
+from swaramd.core.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "c.yaml")
+    return [str(p) for p in info.value.problems]
+
+
+def test_the_shipped_config_is_valid_and_equals_the_defaults():
+    shipped = load_config(ROOT / "config.yaml")
+    defaults = Config()
+    for section in ("server", "session", "audio", "gpio", "conversation", "control", "log"):
+        assert getattr(shipped, section) == getattr(defaults, section), section
+
+
+def test_an_empty_file_gives_the_defaults():
+    assert parse_config("", "c.yaml").server == Config().server
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("server:\n  url: [\n", "c.yaml:3: not valid YAML"),
+    ("audio:\n\tframe_ms: 20\n", "c.yaml:2: not valid YAML"),
+    ("- a\n- b\n", "c.yaml:1: must be a mapping"),
+    ("audio:\n  frame_ms: twenty\n", "c.yaml:2: audio.frame_ms: must be a whole number"),
+    ("audio:\n  frame_ms: 5\n", "c.yaml:2: audio.frame_ms: must be from 10 to 200 (got 5)"),
+    ("audio:\n  duplex: quarter\n", "c.yaml:2: audio.duplex: must be one of half, full"),
+    ("gpio:\n  button_pin: true\n", "c.yaml:2: gpio.button_pin: must be a whole number"),
+    ("gpio:\n  led_active_high: 1\n", "c.yaml:2: gpio.led_active_high: must be true or false"),
+    ("log:\n  level: loud\n", "c.yaml:2: log.level: must be one of debug, info"),
+    ("audio:\n  input_device: -1\n", "c.yaml:2: audio.input_device: a device index"),
+    ("audio:\n  frame_mz: 20\n", "c.yaml:2: audio.frame_mz: unknown key"),
+    ("sever:\n  url: wss://x\n", "c.yaml:1: sever: unknown section"),
+    ("server:\n  url: ws://example.com/v1\n", "c.yaml:2: server.url: ws:// is unencrypted"),
+    ("server:\n  url: http://localhost/\n", "c.yaml:2: server.url: must be a wss:// URL"),
+    ("server:\n  url: wss://\n", "c.yaml:2: server.url: has no host"),
+    ("server:\n  api_key_env: 9LIVES\n", "c.yaml:2: server.api_key_env: must be an environment"),
+    ("server:\n  api_key_file: /k\n  api_key_env: K\n", "c.yaml:3: server.api_key_env: give"),
+    ("gpio:\n  pin_factory: none\n", "c.yaml:2: gpio.pin_factory: mode on_demand needs"),
+    ("gpio:\n  led_pin: 17\n", "c.yaml:2: gpio.led_pin: is the same pin"),
+    ("gpio:\n  rgb_pins: [1, 2]\n", "c.yaml:2: gpio.rgb_pins: must be a list of three"),
+    ("session:\n  tools: [get_weather]\n", "c.yaml:2: session.tools: unknown tool"),
+    ("session:\n  voice: alloy\n", "c.yaml:2: session.voice: must be one of mal-female"),
+    ("session:\n  turn_detection: {silence: 3}\n", "c.yaml:2: session.turn_detection: unknown"),
+    ("audio:\n  volume: 1\n  volume: 2\n", "c.yaml:3: audio.volume: is given twice"),
+    ("audio: 3\n", "c.yaml:1: audio: must be a mapping"),
+])
+def test_each_problem_names_file_line_and_key(text, expected):
+    found = problems(text)
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_every_problem_is_reported_not_just_the_first():
+    found = problems("audio:\n  frame_ms: 5\n  duplex: x\nlog:\n  level: y\n")
+    assert [p.split(":")[1] for p in found] == ["2", "3", "5"]
+
+
+def test_ws_to_loopback_is_allowed():
+    for host in ("localhost", "127.0.0.1", "127.8.9.10", "[::1]"):
+        cfg = parse_config(f"server:\n  url: ws://{host}:8080/v1/realtime\n")
+        assert cfg.server.url.startswith("ws://")
+
+
+def test_gate_default_depends_on_mode():
+    assert parse_config("conversation:\n  mode: always_on\n").audio.gate == "vad"
+    assert parse_config("conversation:\n  mode: on_demand\n").audio.gate == "open"
+    assert parse_config("conversation:\n  mode: always_on\naudio:\n  gate: open\n").audio.gate \
+        == "open"
+
+
+def test_api_key_env_alone_drops_the_default_key_file():
+    cfg = parse_config("server:\n  api_key_env: SWARAM_API_KEY\n")
+    assert cfg.server.api_key_file is None and cfg.server.api_key_env == "SWARAM_API_KEY"
+
+
+def test_lines_are_recorded_for_later_errors():
+    cfg = parse_config("# comment\nserver:\n  api_key_file: /k\n", "c.yaml")
+    assert cfg.where("server.api_key_file") == 3
+
+
+def test_load_config_names_an_unreadable_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(bad)
