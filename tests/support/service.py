@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -68,15 +69,13 @@ class Peer:
     async def stall(self, seconds: float = 30.0) -> None:
         """Stop reading (so pings go unanswered) and stay silent."""
         self.ws.transport.pause_reading()
-        await asyncio.sleep(seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ws.wait_closed(), seconds)
 
     async def hold(self, seconds: float = 30.0) -> None:
         """Keep the connection open and answering (pings included)."""
-        try:
-            await self.ws.wait_closed() if seconds is None else \
-                await asyncio.wait_for(self.ws.wait_closed(), seconds)
-        except TimeoutError:
-            pass
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ws.wait_closed(), seconds)
 
 
 Script = Reject | Callable[[Peer], Awaitable[None]]
@@ -158,6 +157,8 @@ class FakeService:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
+        for peer in self.peers:  # a stalled peer would not answer a closing handshake
+            peer.ws.transport.abort()
         self._server.close()
         async with asyncio.timeout(5):
             await self._server.wait_closed()

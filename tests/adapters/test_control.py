@@ -1,0 +1,75 @@
+"""The control socket: mode 0660, status JSON with DESIGN §5's fields, removed on exit."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import stat
+import time
+
+import pytest
+
+from swaramd.adapters.control import ControlError, query, serve_control
+from swaramd.core.states import HaltReason, State
+from swaramd.core.status import Status
+
+FIELDS = {"state", "halt_reason", "connected", "last_close_code", "reconnects", "uptime_s",
+          "audio", "protocol"}
+
+
+async def ask(path):
+    return await asyncio.to_thread(query, path)
+
+
+async def test_status_over_the_socket(tmp_path):
+    path = tmp_path / "run" / "control.sock"
+    status = Status(started_at=time.monotonic() - 5)
+    status.audio.underruns = 2
+    status.protocol.malformed_frames = 3
+    async with serve_control(path, lambda: status.snapshot(time.monotonic())):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o660
+        reply = await ask(path)
+        assert FIELDS <= set(reply)
+        assert reply["state"] == "idle" and reply["halt_reason"] is None
+        assert reply["uptime_s"] >= 5
+        assert reply["audio"] == {"underruns": 2, "overruns": 0, "dropped_frames": 0}
+        assert reply["protocol"] == {"malformed_frames": 3, "error_events": 0}
+        status.state, status.halt_reason, status.last_close_code = \
+            State.HALTED, HaltReason.CREDITS, 4003
+        reply = await ask(path)
+        assert (reply["state"], reply["halt_reason"], reply["last_close_code"]) == \
+            ("halted", "credits", 4003)
+    assert not path.exists()
+
+
+def test_halt_reason_is_null_unless_halted():
+    status = Status(started_at=0.0, state=State.BACKOFF, halt_reason=HaltReason.AUTH)
+    assert status.snapshot(1.0)["halt_reason"] is None
+
+
+async def test_unknown_command_and_silent_client(tmp_path):
+    path = tmp_path / "c.sock"
+    async with serve_control(path, lambda: {"state": "idle"}):
+        reply = await asyncio.to_thread(query, path, "reboot")
+        assert "unknown command" in reply["error"]
+        # A client that connects and says nothing is dropped, and others still get answers.
+        with socket.socket(socket.AF_UNIX) as idle:
+            idle.connect(str(path))
+            assert (await ask(path))["state"] == "idle"
+
+
+async def test_a_stale_socket_is_replaced_and_a_live_one_refused(tmp_path):
+    path = tmp_path / "c.sock"
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(path))
+    stale.close()
+    async with serve_control(path, lambda: {"state": "idle"}):
+        with pytest.raises(ControlError, match="already running"):
+            async with serve_control(path, lambda: {}):
+                pass
+        assert (await ask(path))["state"] == "idle"
+
+
+def test_query_without_a_daemon(tmp_path):
+    with pytest.raises(ControlError, match="is swaramd running"):
+        query(tmp_path / "absent.sock")

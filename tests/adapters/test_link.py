@@ -1,0 +1,279 @@
+"""The link against a real loopback `websockets` service scripting each close code (DESIGN §4)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from swaramd.adapters.link import MAX_FRAME_BYTES, Link, LinkState, LinkTimings
+from swaramd.core import protocol
+from swaramd.core.config import SessionConfig
+from swaramd.core.events import AudioDelta, ServerEvent
+from swaramd.core.policy import ReconnectPolicy, Schedule
+from swaramd.core.states import HaltReason
+from swaramd.core.status import Status
+from tests.support.service import FakeService, Peer, Reject, audio_delta
+
+FAST = LinkTimings(open_timeout=2, session_timeout=2, ping_interval=0.2, ping_timeout=0.2,
+                   close_timeout=0.3)
+TOOLS = [{"type": "function", "name": "get_time", "description": "time",
+          "parameters": {"type": "object", "properties": {}}}]
+
+
+class Recorder:
+    """A LinkListener that records states and events, with waits for tests."""
+
+    def __init__(self) -> None:
+        self.states: list[tuple[LinkState, float | None, HaltReason | None]] = []
+        self.events: list[ServerEvent] = []
+        self.changed = asyncio.Event()
+
+    def on_link_state(self, state, *, delay=None, halt=None) -> None:
+        self.states.append((state, delay, halt))
+        self.changed.set()
+
+    def on_event(self, event) -> None:
+        self.events.append(event)
+        self.changed.set()
+
+    async def wait_state(self, state: LinkState, count: int = 1, timeout: float = 10.0):
+        async with asyncio.timeout(timeout):
+            while True:
+                found = [s for s in self.states if s[0] is state]
+                if len(found) >= count:
+                    return found[count - 1]
+                self.changed.clear()
+                await self.changed.wait()
+
+
+@asynccontextmanager
+async def running(service: FakeService, rand=lambda: 0.999) -> AsyncIterator[tuple[Link, Recorder]]:
+    recorder = Recorder()
+    link = Link(service.url, lambda: service.key,
+                lambda: protocol.session_update(SessionConfig(), TOOLS),
+                recorder, Status(started_at=time.monotonic()),
+                policy=ReconnectPolicy(rand), timings=FAST)
+    link.want_connected()
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(link.run())
+        try:
+            yield link, recorder
+        finally:
+            task.cancel()
+    assert not service.invalid, service.invalid
+
+
+async def wait_attempts(service: FakeService, count: int, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while len(service.attempts) < count:
+            await asyncio.sleep(0.01)
+
+
+async def close_after_setup(code: int):
+    async def script(peer: Peer) -> None:
+        await peer.setup()
+        await peer.close(code)
+    return script
+
+
+async def test_session_order_and_bearer_header():
+    sent_after_update: list[str] = []
+
+    async def script(peer: Peer) -> None:
+        await peer.send({"type": "session.created", "session": {}})
+        first = await peer.next_event()
+        assert first["type"] == "session.update"
+        # Nothing else may arrive before session.updated.
+        try:
+            extra = await peer.next_event(timeout=0.3)
+            sent_after_update.append(extra["type"])
+        except TimeoutError:
+            pass
+        await peer.send({"type": "session.updated", "session": {}})
+        await peer.hold(5)
+
+    async with FakeService([script]) as svc, running(svc) as (link, rec):
+        await rec.wait_state(LinkState.LIVE)
+        assert link.live and link._status.connected
+        assert await link.send(protocol.audio_append(b"\0\0" * 480))
+        await svc.peers[0].wait_for("input_audio_buffer.append")
+    assert svc.headers[0]["Authorization"] == f"Bearer {svc.key}"
+    assert svc.received[0]["type"] == "session.update"
+    assert set(svc.received[0]["session"]) == {"instructions", "voice", "tools", "tool_choice"}
+    assert sent_after_update == []
+
+
+async def test_nothing_is_sent_before_session_updated():
+    async def script(peer: Peer) -> None:
+        await peer.wait_for("session.update")
+        await peer.hold(5)
+
+    async with FakeService([script]) as svc, running(svc) as (link, rec):
+        await rec.wait_state(LinkState.CONNECTING)
+        await asyncio.sleep(0.2)
+        assert not await link.send(protocol.audio_append(b"\0\0"))
+        assert not link._status.connected
+    assert [e["type"] for e in svc.received] == ["session.update"]
+
+
+@pytest.mark.parametrize(("code", "reason"), [(4001, HaltReason.AUTH),
+                                              (4003, HaltReason.CREDITS)])
+async def test_halting_close_codes(code, reason):
+    async def script(peer: Peer) -> None:
+        await peer.setup()
+        await peer.send({"type": "error", "error": {"code": "x", "message": "m"}})
+        await peer.close(code)
+
+    async with FakeService([script]) as svc, running(svc) as (link, rec):
+        state = await rec.wait_state(LinkState.HALTED)
+        assert state[2] is reason
+        await asyncio.sleep(0.5)
+        assert len(svc.attempts) == 1  # no further attempt while halted
+        assert link._status.last_close_code == code
+        assert link._status.halt_reason is reason
+        # An `error` before the close is counted but is not a second failure.
+        assert link._status.protocol.error_events == 1
+        link.resume()
+        await wait_attempts(svc, 2)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_handshake_401_403_halts_for_auth(status):
+    async with FakeService([Reject(status)]) as svc, running(svc) as (_link, rec):
+        state = await rec.wait_state(LinkState.HALTED)
+        assert state[2] is HaltReason.AUTH
+        await asyncio.sleep(0.3)
+    assert len(svc.attempts) == 1
+
+
+@pytest.mark.parametrize(("script_kind", "schedule", "first_delay"), [
+    (4008, Schedule.SLOW, 30.0),
+    (1013, Schedule.FAST, 1.0),
+    (1011, Schedule.FAST, 1.0),
+    (500, Schedule.FAST, 1.0),
+])
+async def test_backoff_close_codes(script_kind, schedule, first_delay):
+    script = Reject(500) if script_kind == 500 else await close_after_setup(script_kind)
+    async with FakeService([script]) as svc, running(svc) as (link, rec):
+        state = await rec.wait_state(LinkState.BACKOFF)
+        assert state[1] == pytest.approx(first_delay, rel=0.01)
+        if script_kind != 500:
+            assert link._status.last_close_code == script_kind
+    assert len(svc.attempts) == 1
+    del schedule  # the delay pins the schedule: 30 s is only the slow one's first step
+
+
+async def test_session_expiry_1001_reconnects_within_a_second():
+    async with FakeService([await close_after_setup(1001), _hold]) as svc, \
+            running(svc) as (link, rec):
+        await rec.wait_state(LinkState.LIVE, count=2)
+        gap = svc.attempts[1] - svc.attempts[0]
+        assert gap < 1.5
+        assert link._status.reconnects == 1
+    assert [e["type"] for e in svc.received] == ["session.update", "session.update"]
+
+
+async def _hold(peer: Peer) -> None:
+    await peer.setup()
+    await peer.hold(10)
+
+
+async def test_a_stalled_peer_is_detected_and_retried():
+    async def stall(peer: Peer) -> None:
+        await peer.setup()
+        await peer.stall(10)
+
+    async with FakeService([stall, _hold]) as svc, running(svc) as (link, rec):
+        await rec.wait_state(LinkState.LIVE)
+        started = time.monotonic()
+        state = await rec.wait_state(LinkState.BACKOFF, timeout=5)
+        # ping_interval + ping_timeout + close_timeout = 0.7 s here; generous bound.
+        assert time.monotonic() - started < 3.0
+        assert state[1] is not None and state[1] <= 1.0
+        assert link._status.last_close_code == 1006
+        await rec.wait_state(LinkState.LIVE, count=2)
+
+
+async def test_server_error_event_closes_with_1000_and_backs_off():
+    async def script(peer: Peer) -> None:
+        await peer.setup()
+        await peer.send({"type": "error", "error": {"type": "server_error",
+                                                    "code": "server_error", "message": "retry"}})
+        await peer.hold(5)
+
+    async with FakeService([script, _hold]) as svc, running(svc) as (link, rec):
+        state = await rec.wait_state(LinkState.BACKOFF)
+        assert state[1] == pytest.approx(1.0, rel=0.01)
+        assert link._status.last_close_code == 1000
+        assert link._status.protocol.error_events == 1
+        await rec.wait_state(LinkState.LIVE, count=2)
+    assert svc.peers[0].ws.close_code == 1000
+
+
+async def test_other_errors_and_garbage_are_counted_and_the_session_goes_on():
+    async def script(peer: Peer) -> None:
+        await peer.setup()
+        await peer.send({"type": "error", "error": {"code": "invalid_value", "message": "m"}})
+        for junk in ("nope", "[]", '{"type": 1}', '{"type": "response.audio.delta"}'):
+            await peer.send(junk)
+        await peer.send({"type": "output_audio_buffer.started"})
+        await peer.send(audio_delta(b"\1\0" * 100))
+        await peer.hold(5)
+
+    async with FakeService([script]) as svc, running(svc) as (link, rec):
+        async with asyncio.timeout(5):
+            while not any(isinstance(e, AudioDelta) for e in rec.events):
+                rec.changed.clear()
+                await rec.changed.wait()
+        assert link._status.protocol.malformed_frames == 4
+        assert link._status.protocol.error_events == 1
+        assert link.live
+    assert len(svc.attempts) == 1
+
+
+async def test_a_large_delta_fits_the_frame_bound():
+    big = b"\0\1" * (24000 * 20)  # 20 s of audio in one delta: about 1.3 MB of base64
+
+    async def script(peer: Peer) -> None:
+        await peer.setup()
+        await peer.send(audio_delta(big))
+        await peer.hold(5)
+
+    assert len(audio_delta(big)["delta"]) > 2**20 and MAX_FRAME_BYTES > 4 * 2**20
+    async with FakeService([script]) as svc, running(svc) as (_link, rec):
+        async with asyncio.timeout(5):
+            while not any(isinstance(e, AudioDelta) for e in rec.events):
+                rec.changed.clear()
+                await rec.changed.wait()
+    assert len(svc.attempts) == 1
+
+
+async def test_hang_up_closes_with_1000_and_stays_idle():
+    async with FakeService([_hold]) as svc, running(svc) as (link, rec):
+        await rec.wait_state(LinkState.LIVE)
+        await link.hang_up()
+        await rec.wait_state(LinkState.IDLE)
+        await asyncio.sleep(0.3)
+        assert len(svc.attempts) == 1
+        assert link._status.last_close_code == 1000 and not link._status.connected
+        link.want_connected()
+        await rec.wait_state(LinkState.LIVE, count=2)
+
+
+async def test_unreachable_server_backs_off():
+    async with FakeService([_hold]) as svc:
+        url = svc.url
+    recorder = Recorder()
+    link = Link(url, lambda: "k" * 20, lambda: protocol.session_update(SessionConfig(), []),
+                recorder, Status(started_at=0.0), policy=ReconnectPolicy(lambda: 0.999),
+                timings=FAST)
+    link.want_connected()
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(link.run())
+        state = await recorder.wait_state(LinkState.BACKOFF)
+        task.cancel()
+    assert state[1] == pytest.approx(1.0, rel=0.01)

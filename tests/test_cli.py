@@ -1,0 +1,103 @@
+"""The command line: exit codes and one-line errors (DESIGN §2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from swaramd.adapters.control import serve_control
+from swaramd.cli import main
+from swaramd.core.status import Status
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_config(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(body)
+    return path
+
+
+@pytest.fixture
+def key_file(tmp_path):
+    path = tmp_path / "api_key"
+    path.write_text("swaram_test_key_123456789\n")
+    return path
+
+
+def test_check_config_ok(tmp_path, key_file, capsys):
+    cfg = write_config(tmp_path, f"server:\n  api_key_file: {key_file}\n")
+    assert main(["check-config", "-c", str(cfg)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("audio:\n  frame_ms: [\n", ":3: not valid YAML"),
+    ("audio:\n  frame_ms: x\n", ":2: audio.frame_ms: must be a whole number"),
+    ("audio:\n  colour: red\n", ":2: audio.colour: unknown key"),
+    ("server:\n  url: ws://swaram.example/v1\n", ":2: server.url: ws:// is unencrypted"),
+    ("server:\n  api_key_file: /nonexistent/key\n", ":2: server.api_key_file: key file"),
+])
+def test_check_config_problems_exit_78_with_file_and_line(tmp_path, capsys, body, expected):
+    cfg = write_config(tmp_path, body)
+    assert main(["check-config", "-c", str(cfg)]) == 78
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and all(line.startswith(f"{cfg}:") for line in err)
+    assert any(expected in line for line in err), err
+
+
+def test_missing_config_file_is_78(tmp_path, capsys):
+    assert main(["check-config", "-c", str(tmp_path / "nope.yaml")]) == 78
+    assert "no such config file" in capsys.readouterr().err
+
+
+def test_config_search_order(tmp_path, key_file, monkeypatch, capsys):
+    cfg = write_config(tmp_path, f"server:\n  api_key_file: {key_file}\n")
+    monkeypatch.setenv("SWARAMD_CONFIG", str(cfg))
+    assert main(["check-config"]) == 0
+    assert str(cfg) in capsys.readouterr().out
+
+
+def test_status_without_a_daemon_exits_1(tmp_path, capsys):
+    cfg = write_config(tmp_path, f"control:\n  socket: {tmp_path / 'c.sock'}\n")
+    assert main(["status", "-c", str(cfg)]) == 1
+    assert "is swaramd running" in capsys.readouterr().err
+
+
+async def test_status_prints_one_json_object(tmp_path):
+    sock = tmp_path / "c.sock"
+    cfg = write_config(tmp_path, f"control:\n  socket: {sock}\n")
+    status = Status(started_at=time.monotonic())
+    async with serve_control(sock, lambda: status.snapshot(time.monotonic())):
+        proc = await _run("status", "-c", str(cfg))
+    assert proc[0] == 0
+    reply = json.loads(proc[1])
+    assert reply["state"] == "idle" and reply["connected"] is False
+
+
+async def _run(*args: str) -> tuple[int, str, str]:
+    import asyncio
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "swaramd", *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        async with asyncio.timeout(30):
+            out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+def test_console_script_is_installed():
+    exe = Path(sys.executable).with_name("swaramd")
+    proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and "swaramd" in proc.stdout
