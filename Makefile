@@ -19,7 +19,7 @@ $(BIN)/.installed: pyproject.toml | sysdeps
 venv: sysdeps $(BIN)/.installed
 
 lint: venv
-	$(BIN)/ruff check swaramd tests bench
+	$(BIN)/ruff check .
 
 typecheck: venv
 	$(BIN)/mypy
