@@ -1,0 +1,270 @@
+"""The conversation state machine, driven with no threads and no sleeps."""
+
+from __future__ import annotations
+
+import pytest
+
+from swaramd.core.actions import (
+    Connect,
+    EndResponse,
+    Flush,
+    HangUp,
+    Play,
+    PlayEarcon,
+    ResumeLink,
+    RunTool,
+    Send,
+    ShowState,
+)
+from swaramd.core.conversation import TRANSITIONS, Conversation, Input, Uplink
+from swaramd.core.events import (
+    AudioDelta,
+    FunctionCall,
+    ResponseCreated,
+    ResponseDone,
+    SpeechStarted,
+    SpeechStopped,
+    TranscriptDelta,
+)
+from swaramd.core.states import HaltReason, State
+from tests.support.strict import check_client_event
+
+PCM = b"\1\0" * 480
+
+
+def kinds(actions):
+    return [type(a) for a in actions]
+
+
+def sent(actions):
+    return [a.event["type"] for a in actions if isinstance(a, Send)]
+
+
+def live(mode="on_demand", **kw) -> Conversation:
+    conv = Conversation(mode, **kw)
+    conv.on_start(0.0)
+    if mode != "always_on":
+        conv.on_press(0.0) if mode == "on_demand" else conv.on_talk_start(0.0)
+    conv.on_link_connecting(0.1)
+    conv.on_link_live(0.2)
+    assert conv.base is State.LISTENING
+    return conv
+
+
+def speaking(conv: Conversation, rid="r1", now=1.0) -> None:
+    conv.on_event(SpeechStarted(None, None), now)
+    conv.on_event(SpeechStopped(None, None), now + 0.1)
+    conv.on_event(ResponseCreated(rid), now + 0.2)
+    conv.on_event(AudioDelta(rid, None, PCM), now + 0.3)
+    assert conv.base is State.SPEAKING
+
+
+def test_every_base_state_has_a_row_and_targets_are_states():
+    assert set(TRANSITIONS) == {State.IDLE, State.CONNECTING, State.LISTENING, State.THINKING,
+                                State.SPEAKING, State.BACKOFF, State.HALTED}
+    for row in TRANSITIONS.values():
+        assert all(isinstance(i, Input) and isinstance(s, State) for i, s in row.items())
+
+
+def test_on_demand_press_connects_then_listens():
+    conv = Conversation("on_demand")
+    assert Connect not in kinds(conv.on_start(0.0))
+    out = conv.on_press(0.0)
+    assert Connect in kinds(out) and conv.shown is State.CONNECTING
+    conv.on_link_connecting(0.1)
+    out = conv.on_link_live(0.5)
+    assert ShowState(State.LISTENING, None) in out
+    assert conv.uplink(0.5 + 1.0) is Uplink.MIC
+
+
+def test_always_on_connects_at_start():
+    conv = Conversation("always_on")
+    assert Connect in kinds(conv.on_start(0.0))
+
+
+def test_no_audio_before_session_updated():
+    conv = Conversation("always_on")
+    conv.on_start(0.0)
+    conv.on_link_connecting(0.0)
+    assert conv.uplink(1.0) is Uplink.DROP
+
+
+def test_a_turn_listening_thinking_speaking_listening():
+    conv = live()
+    conv.on_event(SpeechStarted(None, None), 1.0)
+    conv.on_event(SpeechStopped(None, None), 2.0)
+    assert conv.shown is State.THINKING
+    out = conv.on_event(AudioDelta("r1", None, PCM), 2.5)
+    assert Play(PCM, "r1") in out and conv.shown is State.SPEAKING
+    assert EndResponse("r1") in conv.on_event(ResponseDone("r1", "completed"), 3.0)
+    conv.on_playback_drained(3.5)
+    assert conv.shown is State.LISTENING
+
+
+def test_drained_before_response_done_is_an_underrun_not_the_end():
+    conv = live()
+    speaking(conv)
+    conv.on_playback_drained(1.5)
+    assert conv.base is State.SPEAKING
+
+
+def test_barge_in_flushes_and_drops_late_deltas_without_cancel():
+    conv = live()
+    speaking(conv)
+    out = conv.on_event(SpeechStarted(None, 900), 2.0)
+    assert Flush in kinds(out) and sent(out) == []
+    assert conv.shown is State.LISTENING
+    assert conv.on_event(AudioDelta("r1", None, PCM), 2.1) == []  # late delta never played
+    out = conv.on_event(AudioDelta("r2", None, PCM), 3.0)  # the next reply plays
+    assert Play(PCM, "r2") in out
+
+
+def test_button_interrupt_flushes_and_sends_cancel():
+    conv = live()
+    speaking(conv)
+    out = conv.on_press(2.0)
+    assert Flush in kinds(out) and sent(out) == ["response.cancel"]
+    assert conv.on_event(AudioDelta("r1", None, PCM), 2.1) == []
+
+
+def test_half_duplex_shuts_the_mic_while_speaking_and_for_the_echo_tail():
+    conv = live(echo_tail_s=0.3)
+    speaking(conv, now=1.0)
+    assert conv.uplink(1.5) is Uplink.DROP
+    conv.on_event(ResponseDone("r1", None), 2.0)
+    conv.on_playback_drained(2.0)
+    assert conv.uplink(2.1) is Uplink.DROP
+    assert conv.uplink(2.31) is Uplink.MIC
+
+
+def test_full_duplex_streams_while_speaking():
+    conv = live(duplex="full", echo_tail_s=0.0)
+    speaking(conv)
+    assert conv.uplink(1.5) is Uplink.MIC
+
+
+def test_tool_call_runs_and_answers_without_response_create():
+    conv = live()
+    out = conv.on_event(FunctionCall("c1", "get_time", "{}", "r1"), 1.0)
+    assert out == [RunTool("c1", "get_time", "{}")]
+    out = conv.on_tool_result("c1", {"time": "10:00"})
+    assert sent(out) == ["conversation.item.create"]
+    for action in out:
+        check_client_event(action.event)
+
+
+def test_idle_timeout_hangs_up_on_demand_only():
+    conv = live(idle_timeout_s=20)
+    assert conv.next_deadline() == pytest.approx(20.2)
+    assert conv.tick(10.0) == []
+    out = conv.tick(20.3)
+    assert HangUp in kinds(out) and conv.shown is State.IDLE
+    kiosk = live("always_on")
+    assert kiosk.tick(1000.0) == [] and kiosk.next_deadline() is None
+
+
+def test_speech_pushes_the_idle_deadline():
+    conv = live(idle_timeout_s=20)
+    conv.on_event(SpeechStarted(None, None), 15.0)
+    conv.on_event(SpeechStopped(None, None), 16.0)
+    conv.on_event(ResponseDone(None, None), 17.0)
+    assert conv.base is State.LISTENING
+    assert conv.tick(30.0) == []
+
+
+def test_press_while_listening_ends_on_demand_but_not_always_on():
+    conv = live()
+    assert HangUp in kinds(conv.on_press(1.0)) and conv.shown is State.IDLE
+    kiosk = live("always_on")
+    assert kiosk.on_press(1.0) == [] and kiosk.shown is State.LISTENING
+
+
+@pytest.mark.parametrize(("reason"), [HaltReason.AUTH, HaltReason.CREDITS])
+def test_halt_and_retry_by_button(reason):
+    conv = live("always_on")
+    out = conv.on_link_halted(reason, 1.0)
+    assert ShowState(State.HALTED, reason) in out
+    out = conv.on_press(2.0)
+    assert ResumeLink in kinds(out) and conv.shown is State.CONNECTING
+    conv.on_link_live(3.0)
+    assert conv.halt_reason is None
+
+
+def test_backoff_and_reconnect():
+    conv = live("always_on")
+    speaking(conv)
+    out = conv.on_link_backoff(2.0)
+    assert Flush in kinds(out) and conv.shown is State.BACKOFF
+    assert conv.uplink(2.5) is Uplink.DROP
+    conv.on_link_connecting(3.0)
+    conv.on_link_live(3.5)
+    assert conv.shown is State.LISTENING
+    assert conv.on_event(AudioDelta("r1", None, PCM), 3.6) == []  # old reply stays dropped
+
+
+def test_mute_overlays_listening_and_shuts_the_mic():
+    conv = live()
+    out = conv.on_toggle_mute(1.0)
+    assert ShowState(State.MUTED, None) in out and conv.uplink(1.1) is Uplink.DROP
+    speaking(conv, now=2.0)
+    assert conv.shown is State.SPEAKING
+    conv.on_toggle_mute(3.0)
+    assert conv.shown is State.SPEAKING and not conv.muted
+
+
+def test_audio_error_overlays_and_recovers_but_halted_wins():
+    conv = live("always_on")
+    assert ShowState(State.AUDIO_ERROR, None) in conv.on_audio_lost(1.0)
+    assert conv.uplink(1.1) is Uplink.DROP
+    assert ShowState(State.LISTENING, None) in conv.on_audio_back(2.0)
+    conv.on_audio_lost(3.0)
+    conv.on_link_halted(HaltReason.CREDITS, 3.5)
+    assert conv.shown is State.HALTED
+
+
+def test_push_to_talk_streams_while_held_then_commits_with_a_silence_tail():
+    conv = live("push_to_talk", echo_tail_s=0.0)
+    assert conv.uplink(0.5) is Uplink.MIC
+    out = conv.on_talk_end(2.0)
+    assert sent(out) == ["input_audio_buffer.commit", "response.create"]
+    assert conv.uplink(2.3) is Uplink.SILENCE
+    assert conv.uplink(2.7) is Uplink.DROP
+    for action in out:
+        check_client_event(action.event)
+
+
+def test_push_to_talk_too_short_press_clears():
+    conv = live("push_to_talk", echo_tail_s=0.0)
+    conv.on_talk_end(2.0)
+    conv.on_talk_start(5.0)
+    assert sent(conv.on_talk_end(5.1)) == ["input_audio_buffer.clear"]
+
+
+def test_transcripts_are_logged_at_response_done(caplog):
+    caplog.set_level("INFO", logger="swaramd.core.conversation")
+    conv = live()
+    conv.on_event(ResponseCreated("r1"), 1.0)
+    conv.on_event(TranscriptDelta("r1", "നമ"), 1.1)
+    conv.on_event(TranscriptDelta("r1", "സ്കാരം"), 1.2)
+    conv.on_event(ResponseDone("r1", "completed"), 1.3)
+    assert "swaram said: നമസ്കാരം" in caplog.text
+
+
+def test_earcons_gate_the_mic_while_they_play():
+    conv = Conversation("on_demand", earcon_s={"listening": 0.5}, echo_tail_s=0.0)
+    conv.on_start(0.0)
+    conv.on_press(0.0)
+    conv.on_link_connecting(0.0)
+    out = conv.on_link_live(1.0)
+    assert PlayEarcon("listening") in out
+    assert conv.uplink(1.2) is Uplink.DROP and conv.uplink(1.6) is Uplink.MIC
+
+
+def test_events_out_of_order_never_raise():
+    conv = Conversation("always_on")
+    for event in (ResponseDone("x", None), AudioDelta("x", None, PCM), SpeechStopped(None, None),
+                  TranscriptDelta(None, "a"), ResponseCreated(None)):
+        conv.on_event(event, 0.0)
+    conv.on_playback_drained(0.0)
+    conv.on_talk_end(0.0)
+    assert conv.base is State.IDLE
