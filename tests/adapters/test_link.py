@@ -167,8 +167,9 @@ async def test_backoff_close_codes(script_kind, schedule, first_delay):
     del schedule  # the delay pins the schedule: 30 s is only the slow one's first step
 
 
-async def test_session_expiry_1001_reconnects_within_a_second():
-    async with FakeService([await close_after_setup(1001), _hold]) as svc, \
+@pytest.mark.parametrize("code", [1000, 1001])
+async def test_session_expiry_reconnects_within_a_second(code):
+    async with FakeService([await close_after_setup(code), _hold]) as svc, \
             running(svc) as (link, rec):
         await rec.wait_state(LinkState.LIVE, count=2)
         gap = svc.attempts[1] - svc.attempts[0]
