@@ -128,8 +128,8 @@ class Link:
             await ws.close(1000, "hang up")
 
     def resume(self) -> None:
-        """A person acted (SIGHUP, button): leave a halt at once and start the schedules afresh."""
-        if self.state is LinkState.HALTED:
+        """A person acted (SIGHUP, button): leave a halt or a backoff wait at once, afresh."""
+        if self.state in (LinkState.HALTED, LinkState.BACKOFF):
             self.policy.resume()
             self._wake.set()
 

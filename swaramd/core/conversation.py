@@ -52,6 +52,7 @@ from swaramd.core.events import (
     SpeechStopped,
     TranscriptDelta,
 )
+from swaramd.core.panel import PanelInput
 from swaramd.core.states import HaltReason, State
 
 log = logging.getLogger(__name__)
@@ -169,60 +170,52 @@ class Conversation:
         self._earcon("ready", now, out)
         return out
 
-    def on_press(self, now: float) -> list[Action]:
-        """A short press: start, interrupt, end or retry, by state (DESIGN §5)."""
+    def on_panel(self, inp: PanelInput, now: float) -> list[Action]:
+        """A button gesture's meaning, as `core.panel`'s table decided it for the shown state."""
         out: list[Action] = []
-        if self.base is State.HALTED:
-            out.append(ResumeLink())
+        if inp is PanelInput.TALK_START:
+            self._talk_start(now, out)
+        elif inp is PanelInput.TALK_END:
+            self._talk_end(now, out)
+        elif inp is PanelInput.TOGGLE_MUTE:
+            self.muted = not self.muted
+            log.info("microphone %s", "muted" if self.muted else "unmuted")
+            self._publish(out)
+        elif inp is PanelInput.RETRY:
+            out.append(ResumeLink())  # leaves a halt, or cuts a backoff wait short
             self._feed(Input.RETRY, now, out)
-        elif self.base is State.SPEAKING:
+        elif inp is PanelInput.INTERRUPT and self.base is State.SPEAKING:
             self._interrupt(now, out, send_cancel=True)
             self._feed(Input.INTERRUPT, now, out)
-        elif self.base is State.IDLE and self.mode != "always_on":
+        elif inp is PanelInput.START and self.base is State.IDLE:
             out.append(Connect())
             self._feed(Input.START, now, out)
-        elif self.base in (State.LISTENING, State.THINKING, State.CONNECTING, State.BACKOFF) \
-                and self.mode == "on_demand":
+        elif inp is PanelInput.HANG_UP and self.base is not State.IDLE:
             self._end(now, out)
         return out
 
-    def on_toggle_mute(self, now: float) -> list[Action]:
-        """A long press: shut or reopen the microphone."""
-        self.muted = not self.muted
-        log.info("microphone %s", "muted" if self.muted else "unmuted")
-        out: list[Action] = []
-        self._publish(out)
-        return out
-
-    def on_talk_start(self, now: float) -> list[Action]:
+    def _talk_start(self, now: float, out: list[Action]) -> None:
         """Push-to-talk pressed: stream the microphone while held (connect first if idle)."""
-        out: list[Action] = []
         if self.base is State.SPEAKING:
             self._interrupt(now, out, send_cancel=True)
             self._feed(Input.INTERRUPT, now, out)
-        elif self.base is State.HALTED:
-            out.append(ResumeLink())
-            self._feed(Input.RETRY, now, out)
         elif self.base is State.IDLE:
             out.append(Connect())
             self._feed(Input.START, now, out)
         self._ptt_held_since = now
         self._last_activity = now
-        return out
 
-    def on_talk_end(self, now: float) -> list[Action]:
+    def _talk_end(self, now: float, out: list[Action]) -> None:
         """Push-to-talk released: commit and ask for a reply, or clear a too-short press."""
-        out: list[Action] = []
         held_since, self._ptt_held_since = self._ptt_held_since, None
         if held_since is None or not self._live:
-            return out
+            return
         if now - held_since < PTT_MIN_PRESS_S:
             out.append(Send(protocol.audio_clear()))
-            return out
+            return
         out += [Send(protocol.audio_commit()), Send(protocol.response_create())]
         self._ptt_tail_until = now + PTT_TAIL_S
         self._last_activity = now
-        return out
 
     def on_audio_lost(self, now: float) -> list[Action]:
         """An audio device failed (the engine retries on its own)."""

@@ -26,6 +26,7 @@ from swaramd.core.events import (
     SpeechStopped,
     TranscriptDelta,
 )
+from swaramd.core.panel import PanelInput as P
 from swaramd.core.states import HaltReason, State
 from tests.support.strict import check_client_event
 
@@ -44,7 +45,7 @@ def live(mode="on_demand", **kw) -> Conversation:
     conv = Conversation(mode, **kw)
     conv.on_start(0.0)
     if mode != "always_on":
-        conv.on_press(0.0) if mode == "on_demand" else conv.on_talk_start(0.0)
+        conv.on_panel(P.START if mode == "on_demand" else P.TALK_START, 0.0)
     conv.on_link_connecting(0.1)
     conv.on_link_live(0.2)
     assert conv.base is State.LISTENING
@@ -69,7 +70,7 @@ def test_every_base_state_has_a_row_and_targets_are_states():
 def test_on_demand_press_connects_then_listens():
     conv = Conversation("on_demand")
     assert Connect not in kinds(conv.on_start(0.0))
-    out = conv.on_press(0.0)
+    out = conv.on_panel(P.START, 0.0)
     assert Connect in kinds(out) and conv.shown is State.CONNECTING
     conv.on_link_connecting(0.1)
     out = conv.on_link_live(0.5)
@@ -122,7 +123,7 @@ def test_barge_in_flushes_and_drops_late_deltas_without_cancel():
 def test_button_interrupt_flushes_and_sends_cancel():
     conv = live()
     speaking(conv)
-    out = conv.on_press(2.0)
+    out = conv.on_panel(P.INTERRUPT, 2.0)
     assert Flush in kinds(out) and sent(out) == ["response.cancel"]
     assert conv.on_event(AudioDelta("r1", None, PCM), 2.1) == []
 
@@ -172,11 +173,16 @@ def test_speech_pushes_the_idle_deadline():
     assert conv.tick(30.0) == []
 
 
-def test_press_while_listening_ends_on_demand_but_not_always_on():
+def test_hang_up_ends_the_conversation():
     conv = live()
-    assert HangUp in kinds(conv.on_press(1.0)) and conv.shown is State.IDLE
-    kiosk = live("always_on")
-    assert kiosk.on_press(1.0) == [] and kiosk.shown is State.LISTENING
+    assert HangUp in kinds(conv.on_panel(P.HANG_UP, 1.0)) and conv.shown is State.IDLE
+
+
+def test_inputs_that_do_not_fit_the_state_do_nothing():
+    conv = live()
+    assert conv.on_panel(P.INTERRUPT, 1.0) == []  # nothing playing
+    assert conv.on_panel(P.START, 1.0) == []      # already in a conversation
+    assert Conversation("on_demand").on_panel(P.HANG_UP, 0.0) == []
 
 
 @pytest.mark.parametrize(("reason"), [HaltReason.AUTH, HaltReason.CREDITS])
@@ -184,7 +190,7 @@ def test_halt_and_retry_by_button(reason):
     conv = live("always_on")
     out = conv.on_link_halted(reason, 1.0)
     assert ShowState(State.HALTED, reason) in out
-    out = conv.on_press(2.0)
+    out = conv.on_panel(P.RETRY, 2.0)
     assert ResumeLink in kinds(out) and conv.shown is State.CONNECTING
     conv.on_link_live(3.0)
     assert conv.halt_reason is None
@@ -204,11 +210,11 @@ def test_backoff_and_reconnect():
 
 def test_mute_overlays_listening_and_shuts_the_mic():
     conv = live()
-    out = conv.on_toggle_mute(1.0)
+    out = conv.on_panel(P.TOGGLE_MUTE, 1.0)
     assert ShowState(State.MUTED, None) in out and conv.uplink(1.1) is Uplink.DROP
     speaking(conv, now=2.0)
     assert conv.shown is State.SPEAKING
-    conv.on_toggle_mute(3.0)
+    conv.on_panel(P.TOGGLE_MUTE, 3.0)
     assert conv.shown is State.SPEAKING and not conv.muted
 
 
@@ -225,7 +231,7 @@ def test_audio_error_overlays_and_recovers_but_halted_wins():
 def test_push_to_talk_streams_while_held_then_commits_with_a_silence_tail():
     conv = live("push_to_talk", echo_tail_s=0.0)
     assert conv.uplink(0.5) is Uplink.MIC
-    out = conv.on_talk_end(2.0)
+    out = conv.on_panel(P.TALK_END, 2.0)
     assert sent(out) == ["input_audio_buffer.commit", "response.create"]
     assert conv.uplink(2.3) is Uplink.SILENCE
     assert conv.uplink(2.7) is Uplink.DROP
@@ -235,9 +241,9 @@ def test_push_to_talk_streams_while_held_then_commits_with_a_silence_tail():
 
 def test_push_to_talk_too_short_press_clears():
     conv = live("push_to_talk", echo_tail_s=0.0)
-    conv.on_talk_end(2.0)
-    conv.on_talk_start(5.0)
-    assert sent(conv.on_talk_end(5.1)) == ["input_audio_buffer.clear"]
+    conv.on_panel(P.TALK_END, 2.0)
+    conv.on_panel(P.TALK_START, 5.0)
+    assert sent(conv.on_panel(P.TALK_END, 5.1)) == ["input_audio_buffer.clear"]
 
 
 def test_transcripts_are_logged_at_response_done(caplog):
@@ -253,7 +259,7 @@ def test_transcripts_are_logged_at_response_done(caplog):
 def test_earcons_gate_the_mic_while_they_play():
     conv = Conversation("on_demand", earcon_s={"listening": 0.5}, echo_tail_s=0.0)
     conv.on_start(0.0)
-    conv.on_press(0.0)
+    conv.on_panel(P.START, 0.0)
     conv.on_link_connecting(0.0)
     out = conv.on_link_live(1.0)
     assert PlayEarcon("listening") in out
@@ -266,5 +272,5 @@ def test_events_out_of_order_never_raise():
                   TranscriptDelta(None, "a"), ResponseCreated(None)):
         conv.on_event(event, 0.0)
     conv.on_playback_drained(0.0)
-    conv.on_talk_end(0.0)
+    conv.on_panel(P.TALK_END, 0.0)
     assert conv.base is State.IDLE
