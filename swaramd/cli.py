@@ -16,7 +16,7 @@ from pathlib import Path
 
 from swaramd import __version__
 from swaramd.core.config import Config, load_config
-from swaramd.core.errors import ConfigError, ConfigProblem, SwaramdError
+from swaramd.core.errors import ConfigError, ConfigProblem, PanelError, SwaramdError
 
 EX_OK, EX_FAIL, EX_CONFIG = 0, 1, 78
 SYSTEM_CONFIG = Path("/etc/swaramd/config.yaml")
@@ -58,6 +58,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """The daemon, until SIGTERM/SIGINT."""
+    from swaramd.adapters.credentials import read_api_key
+    from swaramd.adapters.logs import setup_logging
+    from swaramd.daemon import run_daemon
+
+    cfg = _load(args)
+    key = read_api_key(cfg)  # a bad key source is a config error: exit 78 before opening anything
+    secret_filter = setup_logging(cfg.log.level, secrets=[key])
+    return run_daemon(cfg, secret_filter)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the running daemon's status as one JSON object."""
     from swaramd.adapters.control import ControlError, query
@@ -93,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("-c", "--config", metavar="FILE", help="config file (see README)")
         p.set_defaults(func=func)
 
+    add("run", cmd_run, "run the daemon until SIGTERM/SIGINT")
     add("check-config", cmd_check_config, "validate the config and the API key source")
     add("status", cmd_status, "print the running daemon's status as JSON")
     add("devices", cmd_devices, "list audio input and output devices", config=False)
@@ -107,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        return EX_CONFIG
+    except PanelError as exc:  # e.g. pin_factory auto on a machine with no GPIO
+        print(f"swaramd: {exc}", file=sys.stderr)
         return EX_CONFIG
     except SwaramdError as exc:
         print(f"swaramd: {exc}", file=sys.stderr)
