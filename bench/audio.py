@@ -1,0 +1,206 @@
+"""Benchmark of the full-duplex audio path on jackd's dummy driver (not a test).
+
+    .venv/bin/python bench/audio.py [--seconds 60] [--rate 24000] [--bare]
+
+Starts a private `jackd --no-realtime -d dummy -r RATE -p 480` (20 ms periods
+at 24 kHz), opens the PyAudio engine on the ALSA `jack` PCM, and for the given
+time runs both directions the way the daemon does:
+
+- uplink:   capture -> ring -> frame -> base64 -> `input_audio_buffer.append` JSON
+- downlink: `response.output_audio.delta` JSON every 20 ms -> decode -> base64
+            decode -> resample (when the device is not at 24 kHz) -> ring -> device
+
+It prints CPU seconds per audio minute (all threads of the process), the
+per-frame processing time on the loop (p50/p99, each direction), the time spent
+in the device callbacks (p50/p99), and peak private memory (RssAnon: RSS
+without file-backed and shared mappings such as JACK's shared segment).
+Method and recorded figures: docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from swaramd.adapters.audio import AudioHealth, open_audio  # noqa: E402
+from swaramd.core.config import AudioConfig  # noqa: E402
+from tests.adapters.alsa_rig import Jackd, jack_pcm, write_asoundrc  # noqa: E402
+
+FRAME_MS = 20
+
+
+def memory_kb() -> dict[str, int]:
+    """RssAnon, RssFile, RssShmem and VmRSS of this process, in kB."""
+    out = {}
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+class Timings:
+    """Preallocated per-event durations (no allocation while measuring)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.values = np.zeros(capacity)
+        self.n = 0
+
+    def add(self, seconds: float) -> None:
+        if self.n < len(self.values):
+            self.values[self.n] = seconds
+            self.n += 1
+
+    def summary(self) -> str:
+        v = self.values[:self.n] * 1e3
+        if not len(v):
+            return "no samples"
+        return (f"p50 {np.percentile(v, 50):.3f} ms, p99 {np.percentile(v, 99):.3f} ms, "
+                f"max {v.max():.3f} ms (n={len(v)})")
+
+
+def timed(fn, timings: Timings):  # type: ignore[no-untyped-def]
+    clock = time.perf_counter
+
+    def wrapper(*args):  # type: ignore[no-untyped-def]
+        t = clock()
+        fn(*args)
+        timings.add(clock() - t)
+    return wrapper
+
+
+def delta_messages() -> list[str]:
+    """Simulated server events: one second of 24 kHz speech-like audio in 20 ms deltas.
+
+    Kept small on purpose (50 texts, ~70 kB): the simulator's memory is not the engine's.
+    """
+    n = 24_000 * FRAME_MS // 1000
+    t = np.arange(24_000, dtype=np.float32) / 24_000
+    audio = 6000 * np.sin(2 * np.pi * 220 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
+    pcm = audio.astype("<i2")
+    return [json.dumps({"type": "response.output_audio.delta", "response_id": "resp",
+                        "item_id": "item", "output_index": 0, "content_index": 0,
+                        "delta": base64.b64encode(pcm[i:i + n].tobytes()).decode("ascii")})
+            for i in range(0, len(pcm) - n + 1, n)]
+
+
+async def run(seconds: float, rate: int, jack: Jackd, state_dir: Path, bare: bool) -> None:
+    loop = asyncio.get_running_loop()
+    cfg = AudioConfig(input_device="swaram_jack", output_device="swaram_jack",
+                      frame_ms=FRAME_MS, volume=80)
+    engine = open_audio(cfg, loop, state_dir)
+    frames = int(seconds * 1000 / FRAME_MS) + 100
+    up_t, down_t, cap_t, ren_t, pump_t = (Timings(frames) for _ in range(5))
+    if not bare:        # the callback and pump timers cost CPU themselves
+        engine._pump = timed(engine._pump, pump_t)  # type: ignore[method-assign]
+        engine._on_capture = timed(engine._on_capture, cap_t)  # type: ignore[method-assign]
+        engine._on_render = timed(engine._on_render, ren_t)  # type: ignore[method-assign]
+    if await engine.start() is not AudioHealth.OK:
+        raise SystemExit(f"audio did not open: {engine.health_reason}")
+    messages = delta_messages() * 5         # a 5 s reply, repeated with 1 s pauses
+    sent = [0]
+    peak = memory_kb()
+
+    async def uplink() -> None:
+        while True:
+            frame = await engine.next_frame()
+            t = time.perf_counter()
+            text = json.dumps({"type": "input_audio_buffer.append",
+                               "audio": base64.b64encode(frame).decode("ascii")})
+            up_t.add(time.perf_counter() - t)
+            sent[0] += len(text) > 0
+
+    async def downlink() -> None:
+        period = FRAME_MS / 1000
+        due = time.monotonic()
+        reply = 0
+        while True:
+            reply += 1
+            rid = f"resp_{reply}"
+            for text in messages:
+                due += period
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                t = time.perf_counter()
+                event = json.loads(text)
+                engine.play(base64.b64decode(event["delta"]), rid)
+                down_t.add(time.perf_counter() - t)
+            engine.end_response(rid)
+            due += 1.0
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+
+    async def sample_memory() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = memory_kb()
+            for key, value in now.items():
+                peak[key] = max(peak[key], value)
+
+    # Let start-up settle, then measure a clean window.
+    await asyncio.sleep(1.0)
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    for t in (up_t, down_t, cap_t, ren_t, pump_t):
+        t.n = 0
+    tasks = [asyncio.create_task(c()) for c in (uplink, downlink, sample_memory)]
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    counters = engine.counters()
+    engine.stop()
+
+    print(f"device: jackd dummy {rate} Hz, {jack.period}-frame periods; engine at "
+          f"{engine.device_rates[0]}/{engine.device_rates[1]} Hz; measured {wall:.1f} s")
+    print(f"CPU: {cpu:.3f} s over {wall:.1f} s = {cpu / wall * 60:.3f} s per audio minute "
+          f"({cpu / wall * 100:.2f} % of one core)")
+    print(f"uplink pump per wake (ring -> resample -> frame -> backlog): {pump_t.summary()}")
+    print(f"uplink per frame (backlog -> base64 -> JSON text): {up_t.summary()}")
+    print(f"downlink per frame (JSON -> base64 -> resample -> ring): {down_t.summary()}")
+    print(f"capture callback: {cap_t.summary()}")
+    print(f"render callback:  {ren_t.summary()}")
+    print(f"peak private memory (RssAnon): {peak['RssAnon'] / 1024:.1f} MB; "
+          f"peak RSS {peak['VmRSS'] / 1024:.1f} MB of which shared memory "
+          f"{peak['RssShmem'] / 1024:.1f} MB and file-backed {peak['RssFile'] / 1024:.1f} MB")
+    print(f"frames sent: {sent[0]}; counters: {counters.as_dict()}")
+
+
+def main() -> int:
+    """Run the benchmark on a private jackd, stopped by pid at the end."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--rate", type=int, default=24_000, help="jackd's (the device's) rate")
+    parser.add_argument("--bare", action="store_true",
+                        help="no timers in the callbacks and pump (a cleaner CPU figure)")
+    args = parser.parse_args()
+    # 480 frames: 20 ms at 24 kHz. At 48 kHz the jack PCM refuses 960-frame periods, so
+    # jackd runs 10 ms periods there and PortAudio adapts them to the engine's 20 ms.
+    jack = Jackd(args.rate, 480)
+    with tempfile.TemporaryDirectory(prefix="swaramd-bench-") as tmp:
+        os.environ.update(jack.env)
+        os.environ["ALSA_CONFIG_PATH"] = str(write_asoundrc(Path(tmp) / "asound.conf",
+                                                            jack_pcm("swaram_jack")))
+        jack.start()
+        try:
+            asyncio.run(run(args.seconds, args.rate, jack, Path(tmp), args.bare))
+        finally:
+            jack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,455 @@
+"""The audio engine: what the daemon sees of the microphone and the speaker.
+
+Two backends share this interface and this loop-side half: PyAudio callback
+streams (`pyaudio_audio`) and WAV files paced by a clock (`wav_audio`). A
+backend owns one device thread (PortAudio's, or its own) that calls
+`_on_capture` and `_on_render` once per period; everything else runs on the
+asyncio loop. The two halves meet only in lock-guarded rings
+(`core.ring`, `core.jitter`) and in `loop.call_soon_threadsafe` (DESIGN §1):
+
+    device thread                        asyncio loop
+    capture period -> SampleRing  ---wake--> pump: resample, frame, backlog -> next_frame()
+    render period  <- PlaybackBuffer <------ play(): decode, resample
+    open / fail / recover --------------wake--> health callback (state audio_error)
+
+Rules this module keeps:
+
+- The device thread never blocks on the loop and allocates no audio buffers;
+  it wakes the loop at most once per capture period, and only when no wake is
+  already pending.
+- Audio on the wire is 24 kHz mono PCM16 (DESIGN §4); the device may run at
+  another rate, and the resampling happens here, on the loop, never in the
+  device thread.
+- The uplink backlog is bounded: when the link lags, the oldest frames go and
+  are counted, so an outage never grows memory.
+- Device trouble is a state (`AudioHealth.ERROR`, the appliance's
+  `audio_error`), reported on the loop, never an exception into the daemon;
+  the backend retries by itself, with a delay, never in a tight loop.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soxr
+
+from swaramd.adapters.volume import Volume
+from swaramd.core.backlog import FrameBacklog, Framer
+from swaramd.core.config import AudioConfig
+from swaramd.core.errors import AudioDeviceError
+from swaramd.core.jitter import PlaybackBuffer
+from swaramd.core.ring import SampleRing, Samples
+
+log = logging.getLogger(__name__)
+
+WIRE_RATE = 24_000
+_UNITY_Q15 = 1 << 15
+
+
+class AudioHealth(StrEnum):
+    """Whether the devices are open and delivering; ERROR is the appliance's `audio_error`."""
+
+    STARTING = "starting"
+    OK = "ok"
+    ERROR = "audio_error"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class AudioCounters:
+    """The `audio` object of `swaramd status` (DESIGN §5)."""
+
+    underruns: int
+    overruns: int
+    dropped_frames: int
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters as the status JSON wants them."""
+        return {"underruns": self.underruns, "overruns": self.overruns,
+                "dropped_frames": self.dropped_frames}
+
+
+HealthCallback = Callable[[AudioHealth, "str | None"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineTuning:
+    """Sizes and timings that tests shorten; the defaults suit the appliance."""
+
+    retry_delay_s: float = 3.0      # between attempts to reopen a missing or failed device
+    stall_timeout_s: float = 1.0    # a stream silent this long has failed
+    capture_s: float = 1.0          # capture ring: how long the loop may stall without loss
+    backlog_frames: int = 50        # uplink frames kept while the link lags (1 s at 20 ms)
+    playback_s: float = 30.0        # reply audio that may be queued ahead of the speaker
+    start_timeout_s: float = 10.0   # how long start() waits for the first open attempt
+
+
+class AudioEngine(abc.ABC):
+    """Microphone frames out, reply audio in, with health and counters; see the module doc."""
+
+    def __init__(self, cfg: AudioConfig, loop: asyncio.AbstractEventLoop, volume: Volume,
+                 *, on_health: HealthCallback | None = None,
+                 tuning: EngineTuning | None = None) -> None:
+        self.cfg = cfg
+        self.tuning = tuning or EngineTuning()
+        self.volume = volume
+        self.on_health = on_health
+        self._loop = loop
+        self._frame_samples = WIRE_RATE * cfg.frame_ms // 1000
+        self._framer = Framer(self._frame_samples)
+        self._backlog = FrameBacklog(self.tuning.backlog_frames)
+        self._frame_ready = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._drain_check: asyncio.TimerHandle | None = None
+        self.uplink_enabled = True
+        self._gain_q15 = volume.gain_q15
+        self._health = AudioHealth.STARTING
+        self._health_reason: str | None = None
+        self._first_report: asyncio.Future[None] = loop.create_future()
+        self._in_rate = 0
+        self._out_rate = 0
+        self._out_latency_s = 0.0
+        self._drain_delay_s = 0.0
+        self._base_counts = [0, 0]          # [underruns, overruns] of rings already replaced
+        self._device_xruns = [0, 0]         # [output underflows, input overflows] from the device
+        self._capture: SampleRing | None = None
+        self._playback: PlaybackBuffer | None = None
+        self._scratch = np.zeros(0, dtype=np.int32)
+        self._up: Any = None                # soxr.ResampleStream device rate -> 24 kHz
+        self._down: Any = None              # soxr.ResampleStream 24 kHz -> device rate
+        self._resampler_rates = (0, 0)
+        self._pump_pending = False
+        self._last_capture = 0.0
+        self._last_render = 0.0
+        self._render_mark = (0, 0.0)        # (device position, when it reaches the DAC)
+        self._prepare_device(WIRE_RATE, WIRE_RATE, self._frame_samples, 0.0)
+
+    # --- life cycle --------------------------------------------------------
+
+    async def start(self) -> AudioHealth:
+        """Open the devices (in the background) and wait, bounded, for the first outcome."""
+        self._start_device()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._first_report), self.tuning.start_timeout_s)
+        except TimeoutError:
+            log.warning("audio devices have not opened after %.0f s; still trying",
+                        self.tuning.start_timeout_s)
+        return self._health
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        """Stop the device thread and close every stream it opened; waits at most `timeout_s`."""
+        if self._drain_check is not None:
+            self._drain_check.cancel()
+        self._stop_device(timeout_s)
+        self._health = AudioHealth.STOPPED
+
+    @abc.abstractmethod
+    def _start_device(self) -> None:
+        """Start the backend's device thread; it reports through `_report_health`."""
+
+    @abc.abstractmethod
+    def _stop_device(self, timeout_s: float) -> None:
+        """Stop the device thread and close its devices, bounded by `timeout_s`."""
+
+    # --- uplink ------------------------------------------------------------
+
+    async def next_frame(self) -> bytes:
+        """The next uplink frame: `frame_ms` of 24 kHz mono PCM16 little-endian."""
+        while True:
+            frame = self._backlog.pop()
+            if frame is not None:
+                return frame
+            self._frame_ready.clear()
+            await self._frame_ready.wait()
+
+    def clear_uplink(self) -> int:
+        """Drop every frame waiting for the link (e.g. audio from before `session.updated`)."""
+        self._framer.reset()
+        return self._backlog.clear()
+
+    # --- downlink ----------------------------------------------------------
+
+    def play(self, pcm: bytes, response_id: str) -> None:
+        """Queue 24 kHz mono PCM16 reply audio; late audio of a flushed response is dropped."""
+        playback = self._playback
+        assert playback is not None
+        if playback.is_cancelled(response_id):
+            return
+        samples: Samples = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2)
+        down = self._downsampler()
+        if down is not None:
+            samples = down.resample_chunk(samples)
+        if playback.push(samples, response_id) and playback.active:
+            self._drained.clear()
+
+    def end_response(self, response_id: str) -> None:
+        """The response is done (`response.done`): play what is queued even below the prebuffer."""
+        playback = self._playback
+        assert playback is not None
+        down = self._downsampler()
+        if down is not None and not playback.is_cancelled(response_id):
+            tail = down.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
+            playback.push(tail, response_id)
+            self._down = None               # a fresh stream for the next response
+        if playback.end_response(response_id):
+            self._schedule_drained_check()
+
+    def flush(self, response_id: str | None = None) -> list[str]:
+        """Barge-in: silence the speaker from the next period on and drop all queued audio.
+
+        Late audio of every response that had audio queued is refused from now on; name
+        the interrupted response to refuse its audio even if none had arrived yet.
+        """
+        assert self._playback is not None
+        cancelled = self._playback.flush(() if response_id is None else (response_id,))
+        self._down = None
+        self._drained.set()
+        return cancelled
+
+    @property
+    def playing(self) -> bool:
+        """True while reply audio is queued, playing, or still in the device's buffer."""
+        assert self._playback is not None
+        return self._playback.active or not self._drained.is_set()
+
+    async def wait_drained(self) -> None:
+        """Wait until the last queued reply sample has left the speaker."""
+        await self._drained.wait()
+
+    def delivered_samples(self, response_id: str) -> int:
+        """24 kHz samples of a response the listener has heard so far (output latency counted)."""
+        assert self._playback is not None
+        handed, last_pos = self._playback.handed(response_id)
+        if handed == 0:
+            return 0
+        mark_pos, mark_time = self._render_mark
+        played = mark_pos + (time.monotonic() - mark_time) * self._out_rate
+        played = min(played, self._playback.device_pos)
+        heard = handed - max(0.0, last_pos - played)
+        return max(0, round(min(heard, handed) * WIRE_RATE / self._out_rate))
+
+    def set_volume(self, level: int) -> int:
+        """Set the speaker level (0-100), applied from the next period and persisted."""
+        level = self.volume.set(level)
+        self._gain_q15 = self.volume.gain_q15
+        return level
+
+    # --- health and counters -----------------------------------------------
+
+    @property
+    def health(self) -> AudioHealth:
+        """Whether the devices are open and delivering."""
+        return self._health
+
+    @property
+    def health_reason(self) -> str | None:
+        """Why the devices are not OK (for logs and status), or None."""
+        return self._health_reason
+
+    @property
+    def device_rates(self) -> tuple[int, int]:
+        """(input, output) device rates: 24000 unless a device would not take it."""
+        return self._in_rate, self._out_rate
+
+    @property
+    def rendered_samples(self) -> int:
+        """Device-rate samples rendered to the speaker so far, silence included.
+
+        With the WAV backend this is the output file's sample index, i.e. time.
+        """
+        assert self._playback is not None
+        return self._playback.device_pos
+
+    @property
+    def last_callback(self) -> float | None:
+        """`time.monotonic()` of the older of the last capture and last render periods."""
+        last = min(self._last_capture, self._last_render)
+        return last or None
+
+    def alive(self, now: float | None = None) -> bool:
+        """For the systemd watchdog: callbacks are recent, or the engine is busy recovering."""
+        if self._health is AudioHealth.OK:
+            now = time.monotonic() if now is None else now
+            last = self.last_callback
+            return last is not None and now - last < self.tuning.stall_timeout_s
+        return self._health is not AudioHealth.STOPPED and self._device_thread_alive()
+
+    def counters(self) -> AudioCounters:
+        """Underruns, overruns and dropped uplink frames since the engine was made."""
+        cap, pb = self._capture, self._playback
+        assert cap is not None and pb is not None
+        return AudioCounters(
+            underruns=self._base_counts[0] + pb.underruns + self._device_xruns[0],
+            overruns=self._base_counts[1] + cap.overflows + pb.overflows + self._device_xruns[1],
+            dropped_frames=self._backlog.dropped)
+
+    @abc.abstractmethod
+    def _device_thread_alive(self) -> bool:
+        """Whether the backend's device thread is running."""
+
+    # --- for backends: any thread ------------------------------------------
+
+    def _prepare_device(self, in_rate: int, out_rate: int, out_period: int,
+                        out_latency_s: float) -> None:
+        """Size the rings for devices about to start; call before their first period."""
+        self._out_latency_s = out_latency_s
+        # The period that drained plays out from `latency` to `latency + period` later.
+        self._drain_delay_s = out_latency_s + out_period / out_rate
+        if out_period > len(self._scratch):
+            self._scratch = np.zeros(out_period, dtype=np.int32)
+        t = self.tuning
+        cap, pb = self._capture, self._playback
+        if in_rate != self._in_rate:
+            if cap is not None:
+                self._base_counts[1] += cap.overflows
+            self._capture = SampleRing(max(in_rate // 10, int(in_rate * t.capture_s)))
+            self._in_rate = in_rate
+        if out_rate != self._out_rate:
+            if pb is not None:
+                self._base_counts[0] += pb.underruns
+                self._base_counts[1] += pb.overflows
+            self._playback = PlaybackBuffer(max(out_rate, int(out_rate * t.playback_s)),
+                                            out_rate * self.cfg.prebuffer_ms // 1000)
+            self._out_rate = out_rate
+
+    def _report_health(self, health: AudioHealth, reason: str | None = None) -> None:
+        """Tell the loop the devices opened, failed or recovered (thread-safe)."""
+        try:
+            self._loop.call_soon_threadsafe(self._set_health, health, reason)
+        except RuntimeError:                 # the loop is closed: nobody left to tell
+            pass
+
+    # --- for backends: the device thread, once per period ------------------
+
+    def _on_capture(self, samples: Samples) -> None:
+        """Hand one captured period (mono, device rate) to the loop. Device thread only."""
+        self._last_capture = time.monotonic()
+        cap = self._capture
+        assert cap is not None
+        cap.write(samples)
+        if not self._pump_pending:
+            self._pump_pending = True
+            try:
+                self._loop.call_soon_threadsafe(self._pump)
+            except RuntimeError:
+                pass
+
+    def _on_render(self, out: Samples, latency_s: float) -> None:
+        """Fill one period for the speaker (mono, device rate), volume applied. Device thread."""
+        now = time.monotonic()
+        self._last_render = now
+        pb = self._playback
+        assert pb is not None
+        self._render_mark = (pb.device_pos, now + latency_s)
+        drained = pb.render(out)
+        gain = self._gain_q15
+        if gain != _UNITY_Q15:
+            n = len(out)
+            scratch = self._scratch[:n] if n <= len(self._scratch) else np.empty(n, np.int32)
+            np.multiply(out, gain, out=scratch, dtype=np.int32)
+            np.right_shift(scratch, 15, out=scratch)
+            np.copyto(out, scratch, casting="unsafe")
+        if drained:
+            try:
+                self._loop.call_soon_threadsafe(self._schedule_drained_check)
+            except RuntimeError:
+                pass
+
+    def _count_device_xrun(self, output_underflow: bool, input_overflow: bool) -> None:
+        """Count glitches the device itself reported (late callbacks)."""
+        self._device_xruns[0] += output_underflow
+        self._device_xruns[1] += input_overflow
+
+    # --- loop side internals -----------------------------------------------
+
+    def _pump(self) -> None:
+        self._pump_pending = False
+        cap = self._capture
+        assert cap is not None
+        samples = cap.read()
+        if not len(samples):
+            return
+        up = self._upsampler()
+        if up is not None:
+            samples = up.resample_chunk(samples)
+        if not self.uplink_enabled:
+            return
+        for frame in self._framer.feed(samples):
+            self._backlog.push(frame)
+        if len(self._backlog):
+            self._frame_ready.set()
+
+    def _upsampler(self) -> Any:
+        self._check_resampler_rate()
+        if self._up is None and self._in_rate != WIRE_RATE:
+            self._up = soxr.ResampleStream(self._in_rate, WIRE_RATE, 1, dtype="int16",
+                                           quality="HQ")
+        return self._up
+
+    def _downsampler(self) -> Any:
+        self._check_resampler_rate()
+        if self._down is None and self._out_rate != WIRE_RATE:
+            self._down = soxr.ResampleStream(WIRE_RATE, self._out_rate, 1, dtype="int16",
+                                             quality="HQ")
+        return self._down
+
+    def _check_resampler_rate(self) -> None:
+        rates = (self._in_rate, self._out_rate)
+        if self._resampler_rates != rates:
+            self._up = self._down = None
+            self._resampler_rates = rates
+
+    def _schedule_drained_check(self) -> None:
+        if self._drain_check is not None:
+            self._drain_check.cancel()
+        self._drain_check = self._loop.call_later(self._drain_delay_s, self._check_drained)
+
+    def _check_drained(self) -> None:
+        self._drain_check = None
+        assert self._playback is not None
+        if not self._playback.active:
+            self._drained.set()
+
+    def _set_health(self, health: AudioHealth, reason: str | None) -> None:
+        if not self._first_report.done():
+            self._first_report.set_result(None)
+        if self._health is AudioHealth.STOPPED:
+            return
+        if (health, reason) == (self._health, self._health_reason):
+            return
+        previous, self._health, self._health_reason = self._health, health, reason
+        if health is AudioHealth.ERROR:
+            log.warning("audio device problem: %s", reason)
+            self.flush()
+            self._framer.reset()
+            self._up = None
+        elif health is AudioHealth.OK and previous is AudioHealth.ERROR:
+            log.info("audio devices recovered (in %d Hz, out %d Hz)", *self.device_rates)
+        if self.on_health is not None:
+            self.on_health(health, reason)
+
+
+def open_audio(cfg: AudioConfig, loop: asyncio.AbstractEventLoop, state_dir: Path | None,
+               *, on_health: HealthCallback | None = None,
+               tuning: EngineTuning | None = None, **backend_options: Any) -> AudioEngine:
+    """Make the engine the config names (`audio.backend`); call `await engine.start()` next."""
+    volume = Volume(state_dir, cfg.volume)
+    if cfg.backend == "wav":
+        from swaramd.adapters.wav_audio import WavAudioEngine
+        return WavAudioEngine(cfg, loop, volume, on_health=on_health, tuning=tuning,
+                              **backend_options)
+    if cfg.backend == "pyaudio":
+        from swaramd.adapters.pyaudio_audio import PyAudioEngine
+        return PyAudioEngine(cfg, loop, volume, on_health=on_health, tuning=tuning,
+                             **backend_options)
+    raise AudioDeviceError(f"unknown audio backend {cfg.backend!r}")

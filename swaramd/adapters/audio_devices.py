@@ -1,0 +1,163 @@
+"""Finding audio devices through PortAudio, without ALSA's noise on stderr.
+
+`swaramd devices` (DESIGN §2) prints `format_devices(list_devices())`. The
+engine uses `find_device` to turn `audio.input_device` / `output_device` (a
+name substring, an index, or `default`) into a device, and gets an error that
+lists what there is when nothing matches.
+
+Probing makes ALSA, PortAudio and libjack print warnings for every plugin PCM
+they try; none of it helps a user, so `quiet_stderr` points file descriptor 2
+at /dev/null for the few hundred milliseconds of a probe (the CLI is single
+threaded then). The daemon, which must keep its log on stderr, uses
+`quiet_alsa` instead: it only swaps ALSA's own error handler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from swaramd.core.errors import AudioDeviceError
+
+Direction = Literal["input", "output"]
+
+
+@dataclass(frozen=True, slots=True)
+class AudioDevice:
+    """One PortAudio device as `swaramd devices` shows it."""
+
+    index: int
+    name: str
+    host_api: str
+    input_channels: int
+    output_channels: int
+    default_rate: int
+
+    def channels(self, direction: Direction) -> int:
+        """Channels the device offers in one direction (0: it has none)."""
+        return self.input_channels if direction == "input" else self.output_channels
+
+    def describe(self) -> str:
+        """One line: index, name, host API, channels, default rate."""
+        return (f"{self.index:3d}  {self.name}  [{self.host_api}]  "
+                f"in {self.input_channels}, out {self.output_channels}, {self.default_rate} Hz")
+
+
+def devices_of(pa: Any) -> list[AudioDevice]:
+    """Every device an initialised `pyaudio.PyAudio` knows."""
+    apis = {i: pa.get_host_api_info_by_index(i)["name"] for i in range(pa.get_host_api_count())}
+    out = []
+    for i in range(pa.get_device_count()):
+        d = pa.get_device_info_by_index(i)
+        out.append(AudioDevice(i, str(d["name"]), str(apis.get(d["hostApi"], "?")),
+                               int(d["maxInputChannels"]), int(d["maxOutputChannels"]),
+                               round(d["defaultSampleRate"])))
+    return out
+
+
+def list_devices() -> list[AudioDevice]:
+    """Probe PortAudio once, with stderr silenced, and return every device."""
+    with quiet_stderr():
+        pa = new_pyaudio()
+        try:
+            return devices_of(pa)
+        finally:
+            pa.terminate()
+
+
+def format_devices(devices: Sequence[AudioDevice]) -> str:
+    """The text of `swaramd devices`: inputs, then outputs."""
+    lines: list[str] = []
+    for title, direction in (("Inputs", "input"), ("Outputs", "output")):
+        lines.append(f"{title}:")
+        chosen = [d for d in devices if d.channels(direction) > 0]  # type: ignore[arg-type]
+        lines.extend("  " + d.describe() for d in chosen)
+        if not chosen:
+            lines.append("  (none)")
+    return "\n".join(lines) + "\n"
+
+
+def find_device(devices: Sequence[AudioDevice], spec: str | int, direction: Direction,
+                default_index: int | None) -> AudioDevice:
+    """The device `spec` names (index, `default`, or name substring) for one direction."""
+    usable = [d for d in devices if d.channels(direction) > 0]
+    found: AudioDevice | None = None
+    if isinstance(spec, int):
+        found = next((d for d in usable if d.index == spec), None)
+    elif spec == "default":
+        found = next((d for d in usable if d.index == default_index), None)
+        if found is None:
+            found = next((d for d in usable if d.name == "default"), None)
+    else:
+        want = spec.casefold()
+        exact = [d for d in usable if d.name.casefold() == want]
+        found = next(iter(exact or [d for d in usable if want in d.name.casefold()]), None)
+    if found is None:
+        listing = "; ".join(f"{d.index}: {d.name}" for d in usable) or "none at all"
+        raise AudioDeviceError(f"no {direction} device matches {spec!r}; {direction}s: {listing}")
+    return found
+
+
+def new_pyaudio() -> Any:
+    """A `pyaudio.PyAudio` that will not start a JACK server as a side effect."""
+    import pyaudio
+
+    # libjack starts a server on connect unless told not to; a daemon must not spawn one.
+    os.environ.setdefault("JACK_NO_START_SERVER", "1")
+    with quiet_alsa():
+        return pyaudio.PyAudio()
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Point fd 2 at /dev/null for the block (single-threaded callers only)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+        finally:
+            os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+_ALSA_HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                                 ctypes.c_int, ctypes.c_char_p)
+_ignore_alsa_error = _ALSA_HANDLER(lambda *_: None)
+
+
+@contextlib.contextmanager
+def quiet_alsa() -> Iterator[None]:
+    """Swallow alsa-lib's own error messages for the block (thread-safe, stderr untouched)."""
+    lib = _libasound()
+    if lib is None:
+        yield
+        return
+    lib.snd_lib_error_set_handler(_ignore_alsa_error)
+    try:
+        yield
+    finally:
+        lib.snd_lib_error_set_handler(None)
+
+
+_libasound_cache: list[Any] = []
+
+
+def _libasound() -> Any:
+    if not _libasound_cache:
+        name = ctypes.util.find_library("asound")
+        try:
+            _libasound_cache.append(ctypes.CDLL(name) if name else None)
+        except OSError:
+            _libasound_cache.append(None)
+    return _libasound_cache[0]

@@ -1,0 +1,233 @@
+"""The PyAudio backend: PortAudio callback streams, supervised by one thread.
+
+Rules this module keeps:
+
+- Callback streams only. PortAudio's blocking read on plug-over-jack devices
+  was seen spinning at 100 % CPU (DESIGN §7); a callback that is not called is
+  a stall we can see and act on.
+- Every PortAudio call other than the callbacks happens on one supervisor
+  thread owned by the engine: opening (which probes every ALSA PCM and can take
+  hundreds of milliseconds), watching, closing and reopening. The asyncio loop
+  never waits on PortAudio except in `stop()`, which is bounded.
+- Streams open at the wire rate (24 kHz) when the device takes it, else at a
+  rate it does take, and the engine resamples with soxr. A device with no mono
+  mode is opened in stereo: capture keeps the first channel, playback feeds
+  both.
+- A device that is missing, fails to open, stops calling back, or reports its
+  stream inactive puts the engine in `audio_error`; the supervisor closes
+  everything, waits `retry_delay_s`, and rescans (a fresh `Pa_Initialize`,
+  because PortAudio only enumerates devices there) until the device is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pyaudio
+
+from swaramd.adapters.audio import WIRE_RATE, AudioEngine, AudioHealth
+from swaramd.adapters.audio_devices import (
+    AudioDevice,
+    Direction,
+    devices_of,
+    find_device,
+    new_pyaudio,
+    quiet_alsa,
+)
+from swaramd.core.errors import AudioDeviceError
+
+log = logging.getLogger(__name__)
+
+_FALLBACK_RATES = (48_000, 44_100, 32_000, 16_000, 96_000)
+
+
+class PyAudioEngine(AudioEngine):
+    """The audio engine on PortAudio devices (through PyAudio)."""
+
+    def __init__(self, *args: Any, prefer_rate: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.prefer_rate = prefer_rate      # force a device rate (tests of the soxr path)
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pa: Any = None
+        self._streams: list[Any] = []
+        self._in_channels = 1
+        self._out_channels = 1
+        self._out_buf = np.zeros(0, dtype=np.int16)
+        self._out_mono = self._out_buf
+        self._out_frames = self._out_buf.reshape(0, 1)
+
+    # --- supervisor thread ---------------------------------------------------
+
+    def _start_device(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop_event.clear()
+        self._thread = threading.Thread(target=self._supervise, name="swaramd-audio",
+                                        daemon=True)
+        self._thread.start()
+
+    def _stop_device(self, timeout_s: float) -> None:
+        self._stop_event.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+            if thread.is_alive():
+                log.warning("audio supervisor did not stop within %.1f s", timeout_s)
+            else:
+                self._thread = None
+
+    def _device_thread_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _supervise(self) -> None:
+        stop, delay = self._stop_event, self.tuning.retry_delay_s
+        try:
+            while not stop.is_set():
+                try:
+                    self._open()
+                except (AudioDeviceError, OSError, ValueError) as exc:
+                    self._close()
+                    self._report_health(AudioHealth.ERROR, _reason(exc))
+                    stop.wait(delay)
+                    continue
+                self._report_health(AudioHealth.OK)
+                problem = self._watch()
+                if problem is not None:     # report first: closing a hung device may block
+                    self._report_health(AudioHealth.ERROR, problem)
+                self._close()
+                if problem is None:
+                    break
+                stop.wait(delay)
+        except Exception:
+            log.exception("audio supervisor crashed")
+            self._report_health(AudioHealth.ERROR, "audio supervisor crashed")
+            raise
+        finally:
+            self._close()
+
+    def _open(self) -> None:
+        self._pa = pa = new_pyaudio()
+        devices = devices_of(pa)
+        dev_in = find_device(devices, self.cfg.input_device, "input", _default(pa, "input"))
+        dev_out = find_device(devices, self.cfg.output_device, "output", _default(pa, "output"))
+        in_rate, self._in_channels = self._choose_format(pa, dev_in, "input")
+        out_rate, self._out_channels = self._choose_format(pa, dev_out, "output")
+        in_period = in_rate * self.cfg.frame_ms // 1000
+        out_period = out_rate * self.cfg.frame_ms // 1000
+        ch = self._out_channels
+        self._out_buf = np.zeros(out_period * ch, dtype=np.int16)
+        self._out_frames = self._out_buf.reshape(out_period, ch)
+        self._out_mono = self._out_buf if ch == 1 else np.zeros(out_period, dtype=np.int16)
+        with quiet_alsa():
+            out_stream = pa.open(rate=out_rate, channels=ch, format=pyaudio.paInt16,
+                                 output=True, output_device_index=dev_out.index,
+                                 frames_per_buffer=out_period, start=False,
+                                 stream_callback=self._output_callback)
+            self._streams.append(out_stream)
+            in_stream = pa.open(rate=in_rate, channels=self._in_channels,
+                                format=pyaudio.paInt16, input=True,
+                                input_device_index=dev_in.index, frames_per_buffer=in_period,
+                                start=False, stream_callback=self._input_callback)
+            self._streams.append(in_stream)
+        self._prepare_device(in_rate, out_rate, out_period, out_stream.get_output_latency())
+        self._last_capture = self._last_render = time.monotonic()
+        out_stream.start_stream()
+        in_stream.start_stream()
+        log.info("audio open: in %r at %d Hz x%d, out %r at %d Hz x%d", dev_in.name, in_rate,
+                 self._in_channels, dev_out.name, out_rate, ch)
+
+    def _choose_format(self, pa: Any, dev: AudioDevice, direction: Direction) -> tuple[int, int]:
+        """The first (rate, channels) the device takes: 24 kHz mono if it can."""
+        rates = [self.prefer_rate] if self.prefer_rate else [WIRE_RATE, dev.default_rate,
+                                                             *_FALLBACK_RATES]
+        max_ch = dev.channels(direction)
+        for rate in dict.fromkeys(rates):
+            for ch in dict.fromkeys((1, 2, max_ch)):
+                if ch > max_ch:
+                    continue
+                kw = {f"{direction}_device": dev.index, f"{direction}_channels": ch,
+                      f"{direction}_format": pyaudio.paInt16}
+                try:
+                    with quiet_alsa():
+                        if pa.is_format_supported(rate, **kw):
+                            return rate, ch
+                except ValueError:
+                    continue
+        raise AudioDeviceError(f"{direction} device {dev.name!r} takes none of the rates "
+                               f"{', '.join(map(str, dict.fromkeys(rates)))} in 16-bit")
+
+    def _watch(self) -> str | None:
+        """Wait while the streams run; the reason they failed, or None when asked to stop."""
+        stall = self.tuning.stall_timeout_s
+        while not self._stop_event.wait(min(0.25, stall / 4)):
+            now = time.monotonic()
+            if not all(s.is_active() for s in self._streams):
+                return "an audio stream stopped"
+            if now - self._last_capture > stall:
+                return f"the microphone stopped delivering audio ({stall:g} s)"
+            if now - self._last_render > stall:
+                return f"the speaker stopped taking audio ({stall:g} s)"
+        return None
+
+    def _close(self) -> None:
+        streams, self._streams = self._streams, []
+        for stream in streams:
+            try:
+                stream.close()          # Pa_CloseStream aborts an active stream at once
+            except Exception as exc:    # a vanished device may fail to close; go on
+                log.debug("closing an audio stream failed: %s", exc)
+        pa, self._pa = self._pa, None
+        if pa is not None:
+            try:
+                pa.terminate()
+            except Exception as exc:
+                log.debug("terminating PortAudio failed: %s", exc)
+
+    # --- PortAudio's callback threads ------------------------------------------
+
+    def _input_callback(self, in_data: bytes | None, frame_count: int, time_info: Any,
+                        status: int) -> tuple[None, int]:
+        if status & pyaudio.paInputOverflow:
+            self._count_device_xrun(False, True)
+        if in_data:
+            samples = np.frombuffer(in_data, dtype=np.int16)
+            ch = self._in_channels
+            self._on_capture(samples if ch == 1 else samples[::ch])
+        return None, pyaudio.paContinue
+
+    def _output_callback(self, in_data: bytes | None, frame_count: int, time_info: Any,
+                         status: int) -> tuple[Any, int]:
+        if status & pyaudio.paOutputUnderflow:
+            self._count_device_xrun(True, False)
+        latency = time_info["output_buffer_dac_time"] - time_info["current_time"]
+        if not 0.0 < latency < 1.0:
+            latency = self._out_latency_s
+        mono = self._out_mono
+        if frame_count != len(mono):    # PortAudio keeps frames_per_buffer; be safe anyway
+            mono = np.zeros(frame_count, dtype=np.int16)
+            self._on_render(mono, latency)
+            return np.repeat(mono, self._out_channels), pyaudio.paContinue
+        self._on_render(mono, latency)
+        if self._out_channels > 1:
+            np.copyto(self._out_frames, mono[:, None])
+        return self._out_buf, pyaudio.paContinue
+
+
+def _default(pa: Any, direction: Direction) -> int | None:
+    try:
+        info = (pa.get_default_input_device_info() if direction == "input"
+                else pa.get_default_output_device_info())
+        return int(info["index"])
+    except OSError:
+        return None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, AudioDeviceError):
+        return str(exc)
+    return f"cannot open the audio devices: {exc}"

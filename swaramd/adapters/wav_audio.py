@@ -1,0 +1,149 @@
+"""The WAV backend: a microphone and a speaker made of files, paced by a clock.
+
+Used by `swaramd demo` and by black-box tests (DESIGN §3): `audio.wav_input`
+(24 kHz mono PCM16) is fed to the "microphone" at real-time pace, then
+silence; `audio.wav_output` receives every sample the "speaker" plays,
+silence included, so a sample's index in the file is its time since start.
+
+Rules this module keeps:
+
+- One device thread plays the part of PortAudio's callback thread: every
+  period it hands one period of input to the engine and takes one period of
+  output from it, exactly as the PyAudio backend does. The rest of the engine
+  cannot tell the difference.
+- The period is due by `time.monotonic()`, not by sleeping a period each
+  time, so pacing does not drift; a late wake-up processes every period that
+  fell due (the file stays sample-accurate in time).
+- The output is written and flushed, with a valid header, at every wake-up:
+  at least every 20 ms, so a reader may open the file while the daemon runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from swaramd.adapters.audio import WIRE_RATE, AudioEngine, AudioHealth
+from swaramd.core.errors import AudioDeviceError
+
+log = logging.getLogger(__name__)
+
+_MAX_CATCH_UP_S = 10.0
+
+
+class WavAudioEngine(AudioEngine):
+    """The audio engine on WAV files, in real time."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._period = WIRE_RATE * min(self.cfg.frame_ms, 20) // 1000
+        if self.cfg.wav_input is not None:
+            check_wav_input(self.cfg.wav_input)
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _start_device(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop_event.clear()
+        self._thread = threading.Thread(target=self._run, name="swaramd-wav-audio", daemon=True)
+        self._thread.start()
+
+    def _stop_device(self, timeout_s: float) -> None:
+        self._stop_event.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+            if thread.is_alive():
+                log.warning("wav audio thread did not stop within %.1f s", timeout_s)
+            else:
+                self._thread = None
+
+    def _device_thread_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        period = self._period
+        self._prepare_device(WIRE_RATE, WIRE_RATE, period, 0.0)
+        try:
+            source = wave.open(str(self.cfg.wav_input), "rb") if self.cfg.wav_input else None
+            sink = _open_sink(self.cfg.wav_output) if self.cfg.wav_output else None
+        except (OSError, wave.Error, EOFError) as exc:
+            self._report_health(AudioHealth.ERROR, f"cannot open the WAV files: {exc}")
+            return
+        try:
+            self._last_capture = self._last_render = time.monotonic()
+            self._report_health(AudioHealth.OK)
+            self._pace(source, sink)
+        except (OSError, wave.Error) as exc:
+            log.error("wav audio failed: %s", exc)
+            self._report_health(AudioHealth.ERROR, f"WAV audio failed: {exc}")
+        finally:
+            if source is not None:
+                source.close()
+            if sink is not None:
+                sink[0].close()         # patches the header one last time
+                sink[1].close()
+
+    def _pace(self, source: wave.Wave_read | None, sink: tuple[wave.Wave_write, Any] | None
+              ) -> None:
+        period = self._period
+        mic = np.zeros(period, dtype=np.int16)
+        speaker = np.zeros(period, dtype=np.int16)
+        start = time.monotonic()
+        done = 0                              # periods processed since `start`
+        while True:
+            due = start + (done + 1) * period / WIRE_RATE
+            if self._stop_event.wait(max(0.0, due - time.monotonic())):
+                return
+            behind = int((time.monotonic() - start) * WIRE_RATE / period) - done
+            if behind * period > _MAX_CATCH_UP_S * WIRE_RATE:
+                log.warning("wav audio fell %.1f s behind; skipping ahead", behind * period / 24e3)
+                start, done, behind = time.monotonic() - period / WIRE_RATE, 0, 1
+            played = []
+            for _ in range(behind):
+                _read_period(source, mic)
+                self._on_capture(mic)
+                self._on_render(speaker, 0.0)
+                played.append(speaker.astype("<i2", copy=False).tobytes())
+            done += behind
+            if sink is not None:
+                sink[0].writeframes(b"".join(played))   # also rewrites the header's sizes
+                sink[1].flush()
+
+
+def check_wav_input(path: Path) -> None:
+    """Raise AudioDeviceError unless `path` is a readable 24 kHz mono PCM16 WAV."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            shape = (w.getframerate(), w.getnchannels(), w.getsampwidth())
+    except (OSError, wave.Error, EOFError) as exc:
+        raise AudioDeviceError(f"audio.wav_input {path}: cannot read it as WAV: {exc}") from None
+    if shape != (WIRE_RATE, 1, 2):
+        raise AudioDeviceError(f"audio.wav_input {path}: must be 24000 Hz mono 16-bit, "
+                               f"is {shape[0]} Hz, {shape[1]} channel(s), {shape[2] * 8}-bit")
+
+
+def _open_sink(path: Path) -> tuple[wave.Wave_write, Any]:
+    f = open(path, "wb")  # closed by the caller, after the writer
+    w = wave.open(f, "wb")
+    w.setnchannels(1)
+    w.setsampwidth(2)
+    w.setframerate(WIRE_RATE)
+    w.writeframes(b"")                          # the header, at once
+    f.flush()
+    return w, f
+
+
+def _read_period(source: wave.Wave_read | None, out: np.ndarray[Any, Any]) -> None:
+    data = source.readframes(len(out)) if source is not None else b""
+    n = len(data) // 2
+    if n:
+        out[:n] = np.frombuffer(data, dtype="<i2", count=n)
+    out[n:] = 0

@@ -1,0 +1,233 @@
+"""The PyAudio engine through the real PyAudio -> PortAudio -> ALSA stack, no sound card.
+
+Byte-exact tests use `type file` PCMs (as fast as the CPU); real-time tests use
+the ALSA `jack` PCM on a private jackd with the dummy driver (DESIGN §7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soxr
+
+from swaramd.adapters.audio import AudioHealth, EngineTuning, open_audio
+from swaramd.adapters.pyaudio_audio import PyAudioEngine
+from swaramd.core.config import AudioConfig
+from tests.adapters.alsa_rig import Jackd, file_pcm, jack_pcm, write_asoundrc
+
+FAST = EngineTuning(retry_delay_s=0.2, stall_timeout_s=0.6, start_timeout_s=10.0)
+
+
+def make_engine(cfg: AudioConfig, tmp_path: Path, tuning: EngineTuning = FAST,
+                **options: object) -> tuple[PyAudioEngine, list[AudioHealth]]:
+    seen: list[AudioHealth] = []
+    engine = open_audio(cfg, asyncio.get_running_loop(), tmp_path, tuning=tuning,
+                        on_health=lambda h, _reason: seen.append(h), **options)
+    assert isinstance(engine, PyAudioEngine)
+    return engine, seen
+
+
+async def take_samples(engine: PyAudioEngine, n: int, timeout_s: float = 10.0) -> np.ndarray:
+    frames: list[bytes] = []
+    async with asyncio.timeout(timeout_s):
+        while sum(map(len, frames)) < 2 * n:
+            frames.append(await engine.next_frame())
+    return np.frombuffer(b"".join(frames), dtype="<i2")[:n]
+
+
+async def wait_for(predicate: object, timeout_s: float) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not predicate():  # type: ignore[operator]
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def fifo(tmp_path: Path) -> AsyncIterator[tuple[Path, int]]:
+    """A named pipe as the capture `infile`: ALSA reads exactly what the test wrote, then waits."""
+    path = tmp_path / "mic.fifo"
+    os.mkfifo(path)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        yield path, fd
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def end_of_input(fd: int) -> None:
+    """Close the pipe: ALSA's read returns at once (EOF), so the stream can be closed."""
+    os.close(fd)
+
+
+# --- byte-exact, through type file PCMs ---------------------------------------------
+
+
+async def test_capture_is_byte_exact_at_24k(alsa_env: pytest.MonkeyPatch, tmp_path: Path,
+                                            fifo: tuple[Path, int]) -> None:
+    path, fd = fifo
+    signal = ((np.arange(12_000) * 7) % 20_000 - 10_000).astype("<i2")   # 0.5 s, no zeros
+    signal[signal == 0] = 1
+    os.write(fd, signal.tobytes())
+    conf = write_asoundrc(tmp_path / "asound.conf", file_pcm("swaram_mic", infile=path),
+                          file_pcm("swaram_spk", outfile=tmp_path / "spk.raw"))
+    alsa_env.setenv("ALSA_CONFIG_PATH", str(conf))
+    cfg = AudioConfig(input_device="swaram_mic", output_device="swaram_spk", volume=100)
+    engine, _ = make_engine(cfg, tmp_path, EngineTuning(stall_timeout_s=30.0))
+    try:
+        assert await engine.start() is AudioHealth.OK
+        assert engine.device_rates == (24_000, 24_000)
+        got = await take_samples(engine, len(signal))
+        assert np.array_equal(got, signal)
+    finally:
+        end_of_input(fd)
+        engine.stop()
+    assert engine.counters().dropped_frames == 0
+
+
+async def test_capture_through_soxr_at_48k(alsa_env: pytest.MonkeyPatch, tmp_path: Path,
+                                           fifo: tuple[Path, int]) -> None:
+    path, fd = fifo
+    t = np.arange(24_000) / 48_000                                       # 0.5 s at 48 kHz
+    signal = (8000 * np.sin(2 * np.pi * 440 * t) + 3000 * np.sin(2 * np.pi * 3000 * t))
+    signal = signal.astype("<i2")
+    os.write(fd, signal.tobytes())
+    conf = write_asoundrc(tmp_path / "asound.conf", file_pcm("swaram_mic", infile=path),
+                          file_pcm("swaram_spk"))
+    alsa_env.setenv("ALSA_CONFIG_PATH", str(conf))
+    cfg = AudioConfig(input_device="swaram_mic", output_device="swaram_spk")
+    engine, _ = make_engine(cfg, tmp_path, EngineTuning(stall_timeout_s=30.0),
+                            prefer_rate=48_000)
+    try:
+        assert await engine.start() is AudioHealth.OK
+        assert engine.device_rates == (48_000, 48_000)
+        got = await take_samples(engine, 11_000)
+    finally:
+        end_of_input(fd)
+        engine.stop()
+    want = soxr.resample(signal, 48_000, 24_000, quality="HQ")[:11_000]
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 2      # resampling tolerance
+
+
+async def test_playback_lands_byte_exact_in_the_file(alsa_env: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    out = tmp_path / "spk.raw"
+    conf = write_asoundrc(tmp_path / "asound.conf", file_pcm("swaram_mic"),
+                          file_pcm("swaram_spk", outfile=out))
+    alsa_env.setenv("ALSA_CONFIG_PATH", str(conf))
+    cfg = AudioConfig(input_device="swaram_mic", output_device="swaram_spk", volume=100)
+    engine, _ = make_engine(cfg, tmp_path)
+    deltas = ((np.arange(9_600) * 13) % 30_000 + 1).astype("<i2")       # never silent
+    try:
+        assert await engine.start() is AudioHealth.OK
+        for chunk in np.split(deltas, 20):
+            engine.play(chunk.tobytes(), "resp_1")
+        engine.end_response("resp_1")
+        async with asyncio.timeout(10):
+            await engine.wait_drained()
+        assert engine.delivered_samples("resp_1") == len(deltas)
+    finally:
+        engine.stop()
+    played = np.fromfile(out, dtype="<i2")
+    assert np.array_equal(played[played != 0], deltas)
+
+
+async def test_a_missing_device_is_an_error_that_lists_devices_and_heals(
+        alsa_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    conf = write_asoundrc(tmp_path / "asound.conf", file_pcm("swaram_spk"))
+    alsa_env.setenv("ALSA_CONFIG_PATH", str(conf))
+    cfg = AudioConfig(input_device="usb_mic", output_device="swaram_spk")
+    engine, seen = make_engine(cfg, tmp_path)
+    try:
+        assert await engine.start() is AudioHealth.ERROR
+        reason = engine.health_reason or ""
+        assert "usb_mic" in reason and "swaram_spk" in reason    # names what there is
+        assert engine.alive()                                    # retrying is alive
+        # The microphone is "plugged in": the next retry finds it.
+        write_asoundrc(conf, file_pcm("swaram_spk"), file_pcm("usb_mic"))
+        await wait_for(lambda: engine.health is AudioHealth.OK, 10)
+    finally:
+        engine.stop()
+    assert seen[:1] == [AudioHealth.ERROR] and seen[-1] is AudioHealth.OK
+    assert engine.health is AudioHealth.STOPPED and not engine.alive()
+
+
+# --- real time, through jackd's dummy driver ----------------------------------------
+
+
+def use_jack(env: pytest.MonkeyPatch, server: Jackd, tmp_path: Path, *, stereo: bool = False
+             ) -> AudioConfig:
+    for key, value in server.env.items():
+        env.setenv(key, value)
+    conf = write_asoundrc(tmp_path / "asound.conf", jack_pcm("swaram_jack", stereo=stereo))
+    env.setenv("ALSA_CONFIG_PATH", str(conf))
+    return AudioConfig(input_device="swaram_jack", output_device="swaram_jack", volume=100)
+
+
+async def check_realtime(engine: PyAudioEngine) -> None:
+    await engine.next_frame()
+    engine.clear_uplink()
+    start, frames = time.monotonic(), 0
+    async with asyncio.timeout(10):
+        while frames < 100:                          # 2 s of 20 ms frames
+            assert len(await engine.next_frame()) == 960
+            frames += 1
+    elapsed = time.monotonic() - start
+    assert abs(elapsed - 2.0) / 2.0 < 0.05, elapsed  # paced by the device, within 5 %
+    pcm = (np.full(12_000, 1000)).astype("<i2").tobytes()    # 0.5 s
+    start = time.monotonic()
+    engine.play(pcm, "r1")
+    engine.end_response("r1")
+    assert engine.playing
+    async with asyncio.timeout(5):
+        await engine.wait_drained()
+    assert 0.45 < time.monotonic() - start < 1.0
+    assert abs(engine.delivered_samples("r1") - 12_000) <= 48
+    assert engine.counters().underruns == 0
+
+
+async def test_realtime_at_24k(alsa_env: pytest.MonkeyPatch, jackd24: Jackd,
+                               tmp_path: Path) -> None:
+    engine, _ = make_engine(use_jack(alsa_env, jackd24, tmp_path), tmp_path)
+    try:
+        assert await engine.start() is AudioHealth.OK
+        assert engine.device_rates == (24_000, 24_000)
+        await check_realtime(engine)
+    finally:
+        engine.stop()
+
+
+async def test_realtime_48k_device_through_soxr(alsa_env: pytest.MonkeyPatch, jackd48: Jackd,
+                                                tmp_path: Path) -> None:
+    engine, _ = make_engine(use_jack(alsa_env, jackd48, tmp_path), tmp_path)
+    try:
+        assert await engine.start() is AudioHealth.OK
+        assert engine.device_rates == (48_000, 48_000)
+        await check_realtime(engine)
+    finally:
+        engine.stop()
+
+
+async def test_a_stalled_device_is_detected_and_recovers(alsa_env: pytest.MonkeyPatch,
+                                                         jackd24: Jackd, tmp_path: Path) -> None:
+    engine, seen = make_engine(use_jack(alsa_env, jackd24, tmp_path), tmp_path)
+    try:
+        assert await engine.start() is AudioHealth.OK
+        jackd24.pause()                       # the device stops calling back
+        try:
+            await wait_for(lambda: engine.health is AudioHealth.ERROR, 5)
+            assert not engine.playing
+        finally:
+            jackd24.resume()
+        await wait_for(lambda: engine.health is AudioHealth.OK, 15)
+        await asyncio.wait_for(engine.next_frame(), 5)
+        assert engine.alive()
+    finally:
+        engine.stop()
+    assert seen == [AudioHealth.OK, AudioHealth.ERROR, AudioHealth.OK]

@@ -1,0 +1,111 @@
+"""The WAV engine: real-time pace by the clock, every speaker sample in the file, volume."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from swaramd.adapters.audio import AudioHealth, open_audio
+from swaramd.adapters.volume import Volume, gain_q15
+from swaramd.core.config import AudioConfig
+from swaramd.core.errors import AudioDeviceError
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = 24_000) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.astype("<i2").tobytes())
+    return path
+
+
+def read_wav(path: Path) -> np.ndarray:
+    with wave.open(str(path), "rb") as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (24_000, 1, 2)
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+
+
+async def test_input_is_fed_at_real_time_pace_then_silence(tmp_path: Path) -> None:
+    signal = (np.arange(12_000) % 5000 + 1).astype(np.int16)          # 0.5 s
+    cfg = AudioConfig(backend="wav", wav_input=write_wav(tmp_path / "in.wav", signal))
+    engine = open_audio(cfg, asyncio.get_running_loop(), tmp_path)
+    assert await engine.start() is AudioHealth.OK
+    frames = []
+    try:
+        start = time.monotonic()
+        async with asyncio.timeout(5):
+            while len(frames) < 30:                                      # 0.6 s
+                frames.append(await engine.next_frame())
+        elapsed = time.monotonic() - start
+    finally:
+        engine.stop()
+    got = np.frombuffer(b"".join(frames), dtype="<i2")
+    assert np.array_equal(got[:12_000], signal)
+    assert not got[12_000:].any()
+    assert 0.45 < elapsed < 1.5
+
+
+async def test_output_holds_every_sample_in_time_and_is_readable_while_running(
+        tmp_path: Path) -> None:
+    out = tmp_path / "out.wav"
+    cfg = AudioConfig(backend="wav", wav_output=out, volume=100, prebuffer_ms=0)
+    engine = open_audio(cfg, asyncio.get_running_loop(), tmp_path)
+    start = time.monotonic()
+    assert await engine.start() is AudioHealth.OK
+    reply = (np.arange(4_800) % 700 + 1).astype("<i2")                 # 0.2 s, never silent
+    try:
+        await asyncio.sleep(0.3)
+        assert len(read_wav(out)) > 0                    # flushed, with a valid header, live
+        played_at = time.monotonic() - start
+        engine.play(reply.tobytes(), "r1")
+        engine.end_response("r1")
+        async with asyncio.timeout(5):
+            await engine.wait_drained()
+        assert engine.delivered_samples("r1") == len(reply)
+    finally:
+        engine.stop()
+    elapsed = time.monotonic() - start
+    speaker = read_wav(out)
+    assert np.array_equal(speaker[speaker != 0], reply)
+    first = int(np.flatnonzero(speaker)[0])
+    assert abs(first / 24_000 - played_at) < 0.1            # sample index = time
+    assert abs(len(speaker) / 24_000 - elapsed) < 0.25
+
+
+async def test_volume_scales_playback_and_persists(tmp_path: Path) -> None:
+    out = tmp_path / "out.wav"
+    cfg = AudioConfig(backend="wav", wav_output=out, volume=100, prebuffer_ms=0)
+    engine = open_audio(cfg, asyncio.get_running_loop(), tmp_path)
+    assert engine.set_volume(50) == 50
+    assert Volume(tmp_path, default=80).level == 50              # survives a restart
+    with pytest.raises(ValueError):
+        engine.set_volume(101)
+    reply = np.full(2_400, 20_000, dtype="<i2")
+    await engine.start()
+    try:
+        engine.play(reply.tobytes(), "r1")
+        engine.end_response("r1")
+        async with asyncio.timeout(5):
+            await engine.wait_drained()
+    finally:
+        engine.stop()
+    speaker = read_wav(out)
+    assert set(speaker[speaker != 0].tolist()) == {(20_000 * gain_q15(50)) >> 15}
+
+
+def test_gain_is_unity_at_100_and_silence_at_0() -> None:
+    assert gain_q15(100) == 1 << 15 and gain_q15(0) == 0
+    assert 0 < gain_q15(30) < gain_q15(60) < gain_q15(90) < 1 << 15
+
+
+def test_a_wav_input_of_the_wrong_shape_is_refused(tmp_path: Path) -> None:
+    bad = write_wav(tmp_path / "in.wav", np.zeros(100, dtype=np.int16), rate=48_000)
+    cfg = AudioConfig(backend="wav", wav_input=bad)
+    with pytest.raises(AudioDeviceError, match="24000 Hz mono"):
+        open_audio(cfg, asyncio.new_event_loop(), tmp_path)
