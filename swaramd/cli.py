@@ -86,9 +86,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_devices(args: argparse.Namespace) -> int:
     """List audio inputs and outputs: index, name, channels, default rate."""
-    from swaramd.adapters.audio_devices import format_devices
+    from swaramd.adapters.audio_devices import format_devices, list_devices
 
-    print(format_devices())
+    print(format_devices(list_devices()))
     return EX_OK
 
 

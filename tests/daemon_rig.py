@@ -128,7 +128,7 @@ def non_audio(service: FakeService) -> list[str]:
 def rendered(daemon: Daemon) -> int:
     """Samples written to the speaker so far: with the WAV backend, the output's sample index."""
     assert daemon.engine is not None
-    return daemon.engine._playback.device_pos  # type: ignore[union-attr]
+    return daemon.engine.rendered_samples
 
 
 def press(pin: int = 17) -> None:

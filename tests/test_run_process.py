@@ -1,0 +1,123 @@
+"""`swaramd run` as a real process: a minute of conversation with flat memory and a clean log,
+real signals (SIGHUP reload, SIGTERM stop within 2 s, exit 0), and exit 78 on a bad config."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tests.daemon_rig import KEY, RATE, config_text, reply, tone, write_wav
+from tests.support.service import FakeService, Peer
+
+ROOT = Path(__file__).resolve().parents[1]
+SOAK_S = float(os.environ.get("SWARAMD_SOAK_S", "60"))
+
+
+def rss_anon_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+    raise AssertionError("no RssAnon")
+
+
+async def start(tmp: Path, url: str, **sections) -> asyncio.subprocess.Process:
+    (tmp / "key").write_text(KEY + "\n")
+    write_wav(tmp / "in.wav", (np.random.default_rng(1).normal(0, 300, RATE * 5)).astype("<i2"))
+    sections.setdefault("gpio", {"pin_factory": "none"})
+    sections.setdefault("log", {"level": "info"})
+    (tmp / "config.yaml").write_text(config_text(tmp, url, **sections))
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "swaramd", "run", "-c", str(tmp / "config.yaml"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp)
+
+
+async def stop(proc: asyncio.subprocess.Process) -> tuple[int, float, str]:
+    """SIGTERM, then the exit code, how long it took, and stderr."""
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        async with asyncio.timeout(10):
+            _, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, time.monotonic() - sent, err.decode()
+
+
+async def conversation_forever(peer: Peer) -> None:
+    await peer.setup()
+    turn = 0
+    while True:
+        await asyncio.sleep(2.0)
+        turn += 1
+        await peer.send({"type": "input_audio_buffer.speech_started"})
+        await peer.send({"type": "input_audio_buffer.speech_stopped"})
+        await peer.send({"type": "conversation.item.input_audio_transcription.completed",
+                         "item_id": f"i{turn}", "transcript": f"turn {turn}"})
+        await reply(peer, tone(1.0).tobytes(), f"r{turn}", transcript=f"answer {turn}")
+        if turn % 5 == 0:
+            await peer.send({"type": "response.function_call_arguments.done",
+                             "call_id": f"c{turn}", "name": "get_time", "arguments": "{}"})
+
+
+async def test_a_minute_of_conversation_flat_memory_clean_log(tmp_path):
+    async with FakeService([conversation_forever]) as svc:
+        proc = await start(tmp_path, svc.url, conversation={"mode": "always_on"})
+        try:
+            await asyncio.sleep(15)
+            assert proc.returncode is None
+            early = rss_anon_kb(proc.pid)
+            await asyncio.sleep(SOAK_S - 15)
+            late = rss_anon_kb(proc.pid)
+        finally:
+            code, took, err = await stop(proc)
+    assert code == 0 and took < 2.0, (code, took, err[-2000:])
+    appends = sum(e["type"] == "input_audio_buffer.append" for e in svc.received)
+    assert appends > SOAK_S * 50 * 0.3, appends  # the mic streamed (half duplex pauses it)
+    assert late - early < 2048, f"private memory grew {late - early} kB ({early} -> {late})"
+    problems = [line for line in err.splitlines()
+                if " WARNING " in line or " ERROR " in line or " CRITICAL " in line]
+    assert problems == [], problems
+    assert err.count("swaram said: answer") >= SOAK_S / 4
+    assert KEY not in err
+
+
+async def test_sighup_reloads_and_sigterm_stops(tmp_path):
+    async def hold(peer: Peer) -> None:
+        await peer.setup()
+        await peer.hold(30)
+
+    async with FakeService([hold]) as svc:
+        proc = await start(tmp_path, svc.url, conversation={"mode": "always_on"})
+        try:
+            async with asyncio.timeout(10):
+                while not svc.peers or not svc.peers[0].received:
+                    await asyncio.sleep(0.05)
+            proc.send_signal(signal.SIGHUP)
+            await asyncio.sleep(0.5)
+            assert proc.returncode is None
+        finally:
+            code, took, err = await stop(proc)
+    assert code == 0 and took < 2.0
+    assert "reloaded the key and session settings" in err
+
+
+async def test_bad_config_exits_78_before_opening_anything(tmp_path):
+    (tmp_path / "config.yaml").write_text("audio:\n  frame_ms: 3\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "swaramd", "run", "-c", str(tmp_path / "config.yaml"),
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    async with asyncio.timeout(30):
+        _, err = await proc.communicate()
+    assert proc.returncode == 78
+    assert err.decode().strip() == \
+        f"{tmp_path / 'config.yaml'}:2: audio.frame_ms: must be from 10 to 200 (got 3)"
