@@ -368,3 +368,36 @@ async def test_an_internal_error_exits_1_not_half_alive(tmp_path, monkeypatch):
             Device.pin_factory.close()
             Device.pin_factory = None
     assert not (tmp_path / "control.sock").exists()
+
+
+async def test_earcons_play_and_gate_the_uplink(tmp_path):
+    from swaramd.core.earcons import durations
+
+    marks: dict[str, float] = {}
+
+    async def script(peer: Peer) -> None:
+        await peer.send({"type": "session.created", "session": {}})
+        await peer.wait_for("session.update")
+        marks["updated"] = time.monotonic()
+        await peer.send({"type": "session.updated", "session": {}})
+        await peer.wait_for("input_audio_buffer.append")
+        marks["first_append"] = time.monotonic()
+        await peer.hold(10)
+
+    async with FakeService([script]) as svc, daemon_running(
+            tmp_path, svc, conversation={"mode": "on_demand"}, audio={"echo_tail_ms": 0}) as d:
+        await asyncio.sleep(0.5)
+        press(); await asyncio.sleep(0.1); release()  # noqa: E702
+        await wait_until(lambda: "first_append" in marks)
+        await asyncio.sleep(0.3)
+        assert d.conversation.shown is State.LISTENING
+    out = read_wav(tmp_path / "out.wav").astype(np.float64)
+    # "ready" at start (660 Hz then 880 Hz), "listening" (880 Hz) after connecting.
+    first = out[: int(0.2 * RATE)]
+    spectrum = np.abs(np.fft.rfft(first))
+    freqs = np.fft.rfftfreq(len(first), 1 / RATE)
+    for hz in (660, 880):
+        assert spectrum[(freqs > hz - 20) & (freqs < hz + 20)].max() > 1e5
+    loud = np.nonzero(np.abs(out) > 1000)[0]
+    assert loud[-1] > 0.5 * RATE  # a second tone, after the press
+    assert marks["first_append"] - marks["updated"] >= durations()["listening"] - 0.02

@@ -222,9 +222,13 @@ class Link:
             await ws.send(protocol.encode(self._session_update()))
             async with asyncio.timeout(self.timings.session_timeout) as setup:
                 async for frame in ws:
-                    if self._dispatch(frame):
-                        await ws.close(1000, "server_error: starting a fresh session")
-                        return ServerErrorEvent()
+                    wanted = self._dispatch(frame)
+                    if wanted is not None:
+                        await ws.close(1000, f"{wanted}: starting a fresh session")
+                        # An expired session is a clean end (reconnect at once, as for
+                        # 1001); server_error takes a backoff step.
+                        return Closed(1001) if wanted == "session_expired" \
+                            else ServerErrorEvent()
                     if self._live and setup.when() is not None:
                         setup.reschedule(None)  # session.updated came: no more deadline
         except TimeoutError:
@@ -236,17 +240,17 @@ class Link:
             return None
         return Closed(ws.close_code)
 
-    def _dispatch(self, frame: str | bytes) -> bool:
-        """Decode and hand on one frame; True when the service asked for a fresh session."""
+    def _dispatch(self, frame: str | bytes) -> str | None:
+        """Decode and hand on one frame; the error code when the service wants a fresh session."""
         event = protocol.decode(frame)
         if isinstance(event, Malformed):
             self._status.protocol.malformed_frames += 1
             log.warning("malformed frame ignored (%s%s)", event.reason,
                         f", type {event.type}" if event.type else "")
-            return False
+            return None
         if isinstance(event, UnknownEvent):
             log.debug("ignored event of type %s", event.type)
-            return False
+            return None
         if isinstance(event, SessionUpdated) and not self._live:
             self.policy.on_session_updated(self._clock())
             self._set_live(True)
@@ -254,7 +258,7 @@ class Link:
             self._status.protocol.error_events += 1
             log.warning("service error %s: %s", event.code or "(no code)", event.message)
         self._listener.on_event(event)
-        return isinstance(event, ErrorEvent) and event.wants_reconnect
+        return event.code if isinstance(event, ErrorEvent) and event.wants_reconnect else None
 
     def _set_live(self, live: bool) -> None:
         self._live = live

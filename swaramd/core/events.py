@@ -110,8 +110,9 @@ class ErrorEvent:
 
     @property
     def wants_reconnect(self) -> bool:
-        """`server_error` asks for a fresh session after a backoff (DESIGN §4)."""
-        return self.code == "server_error"
+        """The service wants a fresh session: `server_error` (after a backoff, DESIGN §4) or
+        `session_expired` (at once, as a 1001 close would)."""
+        return self.code in ("server_error", "session_expired")
 
 
 @dataclass(frozen=True, slots=True)

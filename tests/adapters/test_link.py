@@ -278,3 +278,18 @@ async def test_unreachable_server_backs_off():
         state = await recorder.wait_state(LinkState.BACKOFF)
         task.cancel()
     assert state[1] == pytest.approx(1.0, rel=0.01)
+
+
+async def test_session_expired_error_reconnects_at_once():
+    async def script(peer: Peer) -> None:
+        await peer.setup()
+        await peer.send({"type": "error", "error": {"type": "invalid_request_error",
+                                                    "code": "session_expired",
+                                                    "message": "session expired"}})
+        await peer.hold(5)
+
+    async with FakeService([script, _hold]) as svc, running(svc) as (link, rec):
+        state = await rec.wait_state(LinkState.BACKOFF)
+        assert state[1] is not None and state[1] <= 0.5
+        await rec.wait_state(LinkState.LIVE, count=2)
+        assert link._status.last_close_code == 1000

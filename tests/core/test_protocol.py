@@ -122,6 +122,7 @@ def test_decoder_on_every_server_event_of_the_subset(frame, expected):
 
 def test_server_error_asks_for_a_reconnect_and_others_do_not():
     assert ErrorEvent("server_error", "", None).wants_reconnect
+    assert ErrorEvent("session_expired", "", None).wants_reconnect
     assert not ErrorEvent("invalid_request_error", "", None).wants_reconnect
 
 
