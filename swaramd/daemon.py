@@ -62,7 +62,8 @@ from swaramd.core.tools import ToolError, ToolRegistry, get_time_tool, set_volum
 log = logging.getLogger(__name__)
 
 TICK_S = 0.1                 # deadlines, status counters, watchdog
-SHUTDOWN_S = 1.5             # cleanup budget after SIGTERM (DESIGN: stop within 2 s)
+SHUTDOWN_S = 0.8             # hang-up budget after SIGTERM; with the link's 1 s close
+                             # timeout and the audio stop, the whole stop stays under 2 s
 OUTBOX_LIMIT = 64            # control events waiting for the link
 
 

@@ -121,3 +121,23 @@ async def test_bad_config_exits_78_before_opening_anything(tmp_path):
     assert proc.returncode == 78
     assert err.decode().strip() == \
         f"{tmp_path / 'config.yaml'}:2: audio.frame_ms: must be from 10 to 200 (got 3)"
+
+
+async def test_sigterm_stops_within_2s_even_when_the_peer_stalls(tmp_path):
+    stalled = asyncio.Event()
+
+    async def stall(peer: Peer) -> None:
+        await peer.setup()
+        await peer.wait_for("input_audio_buffer.append")
+        stalled.set()
+        await peer.stall(30)  # never answers our closing handshake
+
+    async with FakeService([stall]) as svc:
+        proc = await start(tmp_path, svc.url, conversation={"mode": "always_on"},
+                           audio={"gate": "open"})
+        try:
+            await asyncio.wait_for(stalled.wait(), 10)
+        finally:
+            code, took, err = await stop(proc)
+    assert code == 0, err[-2000:]
+    assert took < 2.0, took
