@@ -121,8 +121,8 @@ class Daemon:
         try:
             async with serve_control(self.cfg.control.socket, self._snapshot):
                 await self.engine.start()
+                self._notifier.ready(self.conversation.shown.value)  # config and audio are open
                 self._apply(self.conversation.on_start(time.monotonic()))
-                self._notifier.ready(self.conversation.shown.value)
                 log.info("swaramd ready: mode %s, audio %s", self.cfg.conversation.mode,
                          self.cfg.audio.backend)
                 return await self._run_tasks()
@@ -254,8 +254,7 @@ class Daemon:
 
     def _on_audio_health(self, health: AudioHealth, reason: str | None) -> None:
         now = time.monotonic()
-        if health is AudioHealth.ERROR:
-            log.error("audio device problem: %s (retrying)", reason or "unknown")
+        if health is AudioHealth.ERROR:  # the engine has logged why; it retries by itself
             self._apply(self.conversation.on_audio_lost(now))
         elif health is AudioHealth.OK:
             self._apply(self.conversation.on_audio_back(now))

@@ -91,6 +91,9 @@ class EngineTuning:
     backlog_frames: int = 50        # uplink frames kept while the link lags (1 s at 20 ms)
     playback_s: float = 30.0        # reply audio that may be queued ahead of the speaker
     start_timeout_s: float = 10.0   # how long start() waits for the first open attempt
+    stuck_after_s: float = 10.0     # a device thread with no heartbeat this long is stuck
+    error_grace_s: float = 120.0    # in audio_error this long: let systemd restart us afresh
+    recovered_after_s: float = 5.0  # OK this long ends an audio_error period (no flapping)
 
 
 class AudioEngine(abc.ABC):
@@ -131,6 +134,9 @@ class AudioEngine(abc.ABC):
         self._pump_pending = False
         self._last_capture = 0.0
         self._last_render = 0.0
+        self._heartbeat = 0.0               # the device thread's last sign of progress
+        self._error_since: float | None = None  # when the current audio_error period began
+        self._ok_since = 0.0
         self._render_mark = (0, 0.0)        # (device position, when it reaches the DAC)
         self._prepare_device(WIRE_RATE, WIRE_RATE, self._frame_samples, 0.0)
 
@@ -277,12 +283,26 @@ class AudioEngine(abc.ABC):
         return last or None
 
     def alive(self, now: float | None = None) -> bool:
-        """For the systemd watchdog: callbacks are recent, or the engine is busy recovering."""
+        """For the systemd watchdog: callbacks are recent, or the engine is making progress
+        recovering (its device thread beats). A thread stuck in a hung device (blocked in a
+        close, an open or a read) stops beating: then this is False and systemd restarts us.
+        A device that is merely missing keeps the watchdog fed while it is retried, for
+        `error_grace_s`: long enough that systemd's restarts (which may clear a wedged
+        driver) come minutes apart and never reach the unit's start limit."""
+        now = time.monotonic() if now is None else now
+        if self._error_since is not None:
+            # A device that reopens and fails again at once is still failing: the period
+            # ends only once it has stayed OK for `recovered_after_s`.
+            if (self._health is AudioHealth.OK
+                    and now - self._ok_since >= self.tuning.recovered_after_s):
+                self._error_since = None
+            elif now - self._error_since > self.tuning.error_grace_s:
+                return False
         if self._health is AudioHealth.OK:
-            now = time.monotonic() if now is None else now
             last = self.last_callback
             return last is not None and now - last < self.tuning.stall_timeout_s
-        return self._health is not AudioHealth.STOPPED and self._device_thread_alive()
+        return (self._health is not AudioHealth.STOPPED and self._device_thread_alive()
+                and now - self._heartbeat < self.tuning.stuck_after_s)
 
     def counters(self) -> AudioCounters:
         """Underruns, overruns and dropped uplink frames since the engine was made."""
@@ -428,6 +448,10 @@ class AudioEngine(abc.ABC):
         if (health, reason) == (self._health, self._health_reason):
             return
         previous, self._health, self._health_reason = self._health, health, reason
+        if health is AudioHealth.OK:
+            self._ok_since = time.monotonic()
+        elif health is AudioHealth.ERROR and self._error_since is None:
+            self._error_since = time.monotonic()
         if health is AudioHealth.ERROR:
             log.warning("audio device problem: %s", reason)
             self.flush()

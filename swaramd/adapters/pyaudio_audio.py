@@ -85,15 +85,16 @@ class PyAudioEngine(AudioEngine):
         return self._thread is not None and self._thread.is_alive()
 
     def _supervise(self) -> None:
-        stop, delay = self._stop_event, self.tuning.retry_delay_s
+        stop = self._stop_event
         try:
             while not stop.is_set():
+                self._heartbeat = time.monotonic()
                 try:
                     self._open()
                 except (AudioDeviceError, OSError, ValueError) as exc:
                     self._close()
                     self._report_health(AudioHealth.ERROR, _reason(exc))
-                    stop.wait(delay)
+                    self._wait_retry()
                     continue
                 self._report_health(AudioHealth.OK)
                 problem = self._watch()
@@ -102,7 +103,7 @@ class PyAudioEngine(AudioEngine):
                 self._close()
                 if problem is None:
                     break
-                stop.wait(delay)
+                self._wait_retry()
         except Exception:
             log.exception("audio supervisor crashed")
             self._report_health(AudioHealth.ERROR, "audio supervisor crashed")
@@ -161,11 +162,20 @@ class PyAudioEngine(AudioEngine):
         raise AudioDeviceError(f"{direction} device {dev.name!r} takes none of the rates "
                                f"{', '.join(map(str, dict.fromkeys(rates)))} in 16-bit")
 
+    def _wait_retry(self) -> None:
+        """Wait `retry_delay_s` before the next attempt (interruptible), beating meanwhile."""
+        deadline = time.monotonic() + self.tuning.retry_delay_s
+        while (left := deadline - time.monotonic()) > 0:
+            self._heartbeat = time.monotonic()
+            if self._stop_event.wait(min(left, 0.5)):
+                return
+
     def _watch(self) -> str | None:
         """Wait while the streams run; the reason they failed, or None when asked to stop."""
         stall = self.tuning.stall_timeout_s
         while not self._stop_event.wait(min(0.25, stall / 4)):
             now = time.monotonic()
+            self._heartbeat = now
             if not all(s.is_active() for s in self._streams):
                 return "an audio stream stopped"
             if now - self._last_capture > stall:

@@ -106,6 +106,7 @@ class WavAudioEngine(AudioEngine):
             if behind * period > _MAX_CATCH_UP_S * WIRE_RATE:
                 log.warning("wav audio fell %.1f s behind; skipping ahead", behind * period / 24e3)
                 start, done, behind = time.monotonic() - period / WIRE_RATE, 0, 1
+            self._heartbeat = time.monotonic()
             played = []
             for _ in range(behind):
                 _read_period(source, mic)
