@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ from swaramd.adapters.link import LinkTimings
 from swaramd.core.config import parse_config
 from swaramd.daemon import Daemon
 from tests.support.service import FakeService, Peer
+from tests.support.wavfiles import write_wav
 
 RATE = 24_000
 KEY = "swaram_test_key_0123456789"
@@ -28,20 +28,6 @@ TUNING = EngineTuning(retry_delay_s=0.3, start_timeout_s=3)
 def tone(seconds: float, freq: float = 440.0, level: float = 0.3) -> np.ndarray:
     t = np.arange(int(RATE * seconds)) / RATE
     return (level * 32767 * np.sin(2 * np.pi * freq * t)).astype("<i2")
-
-
-def write_wav(path: Path, samples: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes(samples.astype("<i2").tobytes())
-    return path
-
-
-def read_wav(path: Path) -> np.ndarray:
-    with wave.open(str(path), "rb") as w:
-        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
 
 
 def config_text(tmp: Path, url: str, **sections: dict[str, Any]) -> str:

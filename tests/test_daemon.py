@@ -22,7 +22,6 @@ from tests.daemon_rig import (
     daemon_running,
     non_audio,
     press,
-    read_wav,
     release,
     rendered,
     reply,
@@ -30,6 +29,7 @@ from tests.daemon_rig import (
     wait_until,
 )
 from tests.support.service import FakeService, Peer, audio_delta
+from tests.support.wavfiles import read_wav
 
 
 async def ask_status(tmp_path):
@@ -345,7 +345,8 @@ async def test_server_error_starts_a_fresh_session(tmp_path):
 async def test_an_internal_error_exits_1_not_half_alive(tmp_path, monkeypatch):
     from swaramd.core.config import parse_config
     from swaramd.daemon import Daemon
-    from tests.daemon_rig import KEY, config_text, write_wav
+    from tests.daemon_rig import KEY, config_text
+    from tests.support.wavfiles import write_wav
 
     async def hold(peer: Peer) -> None:
         await peer.setup()

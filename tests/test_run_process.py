@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.daemon_rig import KEY, RATE, config_text, reply, tone, write_wav
+from tests.daemon_rig import KEY, RATE, config_text, reply, tone
 from tests.support.service import FakeService, Peer
+from tests.support.wavfiles import write_wav
 
 ROOT = Path(__file__).resolve().parents[1]
 SOAK_S = float(os.environ.get("SWARAMD_SOAK_S", "60"))

@@ -32,6 +32,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,6 +100,8 @@ class EngineTuning:
 class AudioEngine(abc.ABC):
     """Microphone frames out, reply audio in, with health and counters; see the module doc."""
 
+    _thread_name = "swaramd-audio-device"
+
     def __init__(self, cfg: AudioConfig, loop: asyncio.AbstractEventLoop, volume: Volume,
                  *, on_health: HealthCallback | None = None,
                  tuning: EngineTuning | None = None) -> None:
@@ -135,6 +138,8 @@ class AudioEngine(abc.ABC):
         self._last_capture = 0.0
         self._last_render = 0.0
         self._heartbeat = 0.0               # the device thread's last sign of progress
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
         self._error_since: float | None = None  # when the current audio_error period began
         self._ok_since = 0.0
         self._render_mark = (0, 0.0)        # (device position, when it reaches the DAC)
@@ -159,13 +164,33 @@ class AudioEngine(abc.ABC):
         self._stop_device(timeout_s)
         self._health = AudioHealth.STOPPED
 
-    @abc.abstractmethod
     def _start_device(self) -> None:
-        """Start the backend's device thread; it reports through `_report_health`."""
+        """Start the backend's one device thread; it reports through `_report_health`."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop_event.clear()
+        self._thread = threading.Thread(target=self._device_main, name=self._thread_name,
+                                        daemon=True)
+        self._thread.start()
+
+    def _stop_device(self, timeout_s: float) -> None:
+        """Ask the device thread to stop (it closes its devices) and join it, bounded."""
+        self._stop_event.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+            if thread.is_alive():
+                log.warning("%s did not stop within %.1f s", self._thread_name, timeout_s)
+            else:
+                self._thread = None
+
+    def _device_thread_alive(self) -> bool:
+        """Whether the backend's device thread is running."""
+        return self._thread is not None and self._thread.is_alive()
 
     @abc.abstractmethod
-    def _stop_device(self, timeout_s: float) -> None:
-        """Stop the device thread and close its devices, bounded by `timeout_s`."""
+    def _device_main(self) -> None:
+        """The device thread's body: open, run and close the devices until `_stop_event`."""
 
     # --- uplink ------------------------------------------------------------
 
@@ -313,9 +338,6 @@ class AudioEngine(abc.ABC):
             overruns=self._base_counts[1] + cap.overflows + pb.overflows + self._device_xruns[1],
             dropped_frames=self._backlog.dropped)
 
-    @abc.abstractmethod
-    def _device_thread_alive(self) -> bool:
-        """Whether the backend's device thread is running."""
 
     # --- for backends: any thread ------------------------------------------
 

@@ -22,7 +22,6 @@ Rules this module keeps:
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
@@ -51,8 +50,6 @@ class PyAudioEngine(AudioEngine):
     def __init__(self, *args: Any, prefer_rate: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.prefer_rate = prefer_rate      # force a device rate (tests of the soxr path)
-        self._stop_event = threading.Event()
-        self._thread: threading.Thread | None = None
         self._pa: Any = None
         self._streams: list[Any] = []
         self._in_channels = 1
@@ -63,28 +60,10 @@ class PyAudioEngine(AudioEngine):
 
     # --- supervisor thread ---------------------------------------------------
 
-    def _start_device(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop_event.clear()
-        self._thread = threading.Thread(target=self._supervise, name="swaramd-audio",
-                                        daemon=True)
-        self._thread.start()
+    _thread_name = "swaramd-audio"
 
-    def _stop_device(self, timeout_s: float) -> None:
-        self._stop_event.set()
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout_s)
-            if thread.is_alive():
-                log.warning("audio supervisor did not stop within %.1f s", timeout_s)
-            else:
-                self._thread = None
-
-    def _device_thread_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _supervise(self) -> None:
+    def _device_main(self) -> None:
+        """Supervise the streams: open, watch, close, and retry after `retry_delay_s`."""
         stop = self._stop_event
         try:
             while not stop.is_set():

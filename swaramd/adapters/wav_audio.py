@@ -21,7 +21,6 @@ Rules this module keeps:
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import wave
 from pathlib import Path
@@ -40,35 +39,16 @@ _MAX_CATCH_UP_S = 10.0
 class WavAudioEngine(AudioEngine):
     """The audio engine on WAV files, in real time."""
 
+    _thread_name = "swaramd-wav-audio"
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._period = WIRE_RATE * min(self.cfg.frame_ms, 20) // 1000
         if self.cfg.wav_input is not None:
             check_wav_input(self.cfg.wav_input)
-        self._stop_event = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def _start_device(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop_event.clear()
-        self._thread = threading.Thread(target=self._run, name="swaramd-wav-audio", daemon=True)
-        self._thread.start()
-
-    def _stop_device(self, timeout_s: float) -> None:
-        self._stop_event.set()
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout_s)
-            if thread.is_alive():
-                log.warning("wav audio thread did not stop within %.1f s", timeout_s)
-            else:
-                self._thread = None
-
-    def _device_thread_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _run(self) -> None:
+    def _device_main(self) -> None:
+        """Pace the files by the clock: one period in, one period out, until stopped."""
         period = self._period
         self._prepare_device(WIRE_RATE, WIRE_RATE, period, 0.0)
         try:

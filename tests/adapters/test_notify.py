@@ -19,7 +19,7 @@ from swaramd.adapters.notify import Notifier, watchdog_interval_s
 from swaramd.core.config import parse_config
 from swaramd.core.states import State
 from swaramd.daemon import Daemon
-from tests.adapters.alsa_rig import Jackd, file_pcm, jack_pcm, write_asoundrc
+from tests.adapters.alsa_rig import file_pcm, jack_pcm, write_asoundrc
 from tests.daemon_rig import KEY, wait_until
 from tests.support.service import FakeService, Peer
 
@@ -81,20 +81,10 @@ def test_watchdog_interval(monkeypatch):
     assert watchdog_interval_s() is None
 
 
-@pytest.fixture
-def jackd_out():
-    server = Jackd(24_000, 480)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 async def test_daemon_notifies_and_the_watchdog_stops_when_audio_hangs(
-        tmp_path, systemd_socket, monkeypatch, jackd_out):
+        tmp_path, systemd_socket, monkeypatch, jackd24):
     notify_path, sock = systemd_socket
-    for key, value in jackd_out.env.items():
+    for key, value in jackd24.env.items():
         monkeypatch.setenv(key, value)
     fifo = tmp_path / "mic.fifo"
     os.mkfifo(fifo)

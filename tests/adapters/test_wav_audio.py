@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -14,21 +13,7 @@ from swaramd.adapters.audio import AudioHealth, open_audio
 from swaramd.adapters.volume import Volume, gain_q15
 from swaramd.core.config import AudioConfig
 from swaramd.core.errors import AudioDeviceError
-
-
-def write_wav(path: Path, samples: np.ndarray, rate: int = 24_000) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(samples.astype("<i2").tobytes())
-    return path
-
-
-def read_wav(path: Path) -> np.ndarray:
-    with wave.open(str(path), "rb") as w:
-        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (24_000, 1, 2)
-        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+from tests.support.wavfiles import read_wav, write_wav
 
 
 async def test_input_is_fed_at_real_time_pace_then_silence(tmp_path: Path) -> None:
