@@ -379,7 +379,7 @@ class Daemon:
         except TimeoutError:
             output = {"error": f"{call.name} took longer than {self.cfg.session.tool_timeout_s} s"}
             log.warning("tool %s timed out", call.name)
-        self._apply(self.conversation.on_tool_result(call.call_id, output))
+        self._apply(self.conversation.on_tool_result(call.call_id, output, time.monotonic()))
 
     def _snapshot(self) -> dict[str, Any]:
         frame_s = self.cfg.audio.frame_ms / 1000

@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 PTT_MIN_PRESS_S = 0.3   # shorter: a slip of the finger, sends input_audio_buffer.clear
 PTT_TAIL_S = 0.6        # silence streamed after release so the service's VAD ends the turn
 RECENT_RESPONSES = 16   # how many interrupted response ids to remember
+THINKING_TIMEOUT_S = 15.0  # no reply this long after the user spoke: back to listening
 
 
 class Input(StrEnum):
@@ -127,6 +128,7 @@ class Conversation:
         self._done: set[str] = set()               # responses whose response.done arrived
         self._dropped: deque[str] = deque(maxlen=RECENT_RESPONSES)
         self._transcripts: dict[str, list[str]] = {}
+        self._answer_due = False                   # a tool was called: its spoken answer is due
         self._last_activity = 0.0
         self._mic_shut_until = 0.0                 # echo tail and earcons
         self._ptt_held_since: float | None = None
@@ -243,18 +245,23 @@ class Conversation:
         return out
 
     def tick(self, now: float) -> list[Action]:
-        """Time passed: the on_demand idle timeout."""
+        """Time passed: the on_demand idle timeout, and a reply that never came."""
         out: list[Action] = []
-        if (self.mode == "on_demand" and self.base is State.LISTENING
+        if self.base is State.THINKING and now - self._last_activity >= THINKING_TIMEOUT_S:
+            log.info("no reply for %.0f s: listening again", THINKING_TIMEOUT_S)
+            self._answer_due = False
+            self._feed(Input.RESPONSE_DONE, now, out)
+        elif (self.mode == "on_demand" and self.base is State.LISTENING
                 and now - self._last_activity >= self.idle_timeout_s):
             log.info("no speech for %.0f s: hanging up", self.idle_timeout_s)
             self._end(now, out)
         return out
 
-    def on_tool_result(self, call_id: str, output: Any) -> list[Action]:
+    def on_tool_result(self, call_id: str, output: Any, now: float) -> list[Action]:
         """A local tool finished (or failed: `output` then holds an error)."""
         if not self._live:
             return []
+        self._last_activity = now
         return [Send(protocol.function_call_output(call_id, output))]
 
     # --- link -----------------------------------------------------------------
@@ -328,6 +335,8 @@ class Conversation:
         elif isinstance(event, InputTranscript):
             log.info("user said: %s", event.transcript)
         elif isinstance(event, FunctionCall):
+            self._answer_due = True
+            self._last_activity = now
             out.append(RunTool(event.call_id, event.name, event.arguments))
         return out
 
@@ -339,6 +348,7 @@ class Conversation:
             self._forget(self._playing)
         self._playing = rid
         self._last_activity = now
+        self._answer_due = False
         out.append(Play(event.pcm, rid))
         if self.base is not State.SPEAKING:
             self._feed(Input.REPLY_AUDIO, now, out)
@@ -353,7 +363,9 @@ class Conversation:
         if rid is not None and rid == self._playing:
             self._done.add(rid)
             out.append(EndResponse(rid))
-        elif self.base is State.THINKING:
+        elif self.base is State.THINKING and not self._answer_due:
+            # A reply with no audio. One that only called a tool is not the end: the
+            # service speaks once it has the result, so keep showing `thinking`.
             self._feed(Input.RESPONSE_DONE, now, out)
 
     # --- uplink ---------------------------------------------------------------
@@ -374,6 +386,8 @@ class Conversation:
 
     def next_deadline(self) -> float | None:
         """When `tick` next has something to do (None: nothing pending)."""
+        if self.base is State.THINKING:
+            return self._last_activity + THINKING_TIMEOUT_S
         if self.mode == "on_demand" and self.base is State.LISTENING:
             return self._last_activity + self.idle_timeout_s
         return None
@@ -394,6 +408,7 @@ class Conversation:
     def _lose_session(self, out: list[Action]) -> None:
         # The push-to-talk button stays held through a reconnect: that is the user's hand.
         self._live = False
+        self._answer_due = False
         self._ptt_tail_until = 0.0
         if self._playing is not None:
             self._drop_playback(out)

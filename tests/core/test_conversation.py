@@ -148,7 +148,7 @@ def test_tool_call_runs_and_answers_without_response_create():
     conv = live()
     out = conv.on_event(FunctionCall("c1", "get_time", "{}", "r1"), 1.0)
     assert out == [RunTool("c1", "get_time", "{}")]
-    out = conv.on_tool_result("c1", {"time": "10:00"})
+    out = conv.on_tool_result("c1", {"time": "10:00"}, 1.1)
     assert sent(out) == ["conversation.item.create"]
     for action in out:
         check_client_event(action.event)
@@ -274,3 +274,23 @@ def test_events_out_of_order_never_raise():
     conv.on_playback_drained(0.0)
     conv.on_panel(P.TALK_END, 0.0)
     assert conv.base is State.IDLE
+
+
+def test_a_tool_only_reply_keeps_thinking_until_the_answer_speaks():
+    conv = live()
+    conv.on_event(SpeechStopped(None, None), 1.0)
+    conv.on_event(FunctionCall("c1", "get_time", "{}", "r1"), 1.1)
+    conv.on_tool_result("c1", {"time": "10:00"}, 1.15)  # a quick tool: done before r1 is
+    conv.on_event(ResponseDone("r1", "completed"), 1.2)
+    assert conv.shown is State.THINKING  # the spoken answer is still to come
+    conv.on_event(AudioDelta("r2", None, PCM), 1.5)
+    assert conv.shown is State.SPEAKING
+
+
+def test_a_reply_that_never_comes_returns_to_listening():
+    conv = live(idle_timeout_s=60)
+    conv.on_event(SpeechStopped(None, None), 1.0)
+    assert conv.next_deadline() == pytest.approx(16.0)
+    assert conv.tick(10.0) == [] and conv.shown is State.THINKING
+    conv.tick(16.1)
+    assert conv.shown is State.LISTENING
