@@ -30,5 +30,9 @@ pytest: venv
 bench: venv
 	$(BIN)/python bench/audio.py
 
+# A whole conversation with the real daemon and a simulated service: no hardware, no key.
+demo: venv
+	$(BIN)/swaramd demo
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -92,6 +92,13 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """A whole conversation against the embedded simulated service: no hardware, no key."""
+    from swaramd.demo import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; one sub-command per DESIGN §2 row."""
     parser = argparse.ArgumentParser(
@@ -109,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("check-config", cmd_check_config, "validate the config and the API key source")
     add("status", cmd_status, "print the running daemon's status as JSON")
     add("devices", cmd_devices, "list audio input and output devices", config=False)
+    add("demo", cmd_demo, "a whole conversation with a simulated service (no hardware, no key)",
+        config=False)
+    from swaramd.demo import add_arguments
+    add_arguments(sub.choices["demo"])
     return parser
 
 

@@ -1,0 +1,215 @@
+"""`swaramd demo`: a whole conversation with the real daemon, no hardware and no key.
+
+What runs is `swaramd.daemon.Daemon`, unmodified, with a config written for
+the run: the WAV audio backend (a generated recording is the microphone, a
+WAV file is the speaker), gpiozero's mock pins (the button is pressed in
+software), and `server.url` pointing at the simulated service on loopback
+(`simulator.py`) with a throwaway key. The demo watches only public surfaces:
+the `swaramd` loggers, `daemon.conversation`, `daemon.engine`, the control
+socket, and the service's own journal.
+
+Choices, and why:
+
+- `conversation.mode: on_demand`, the smart speaker: a button press starts
+  the conversation and another ends it (close 1000), as a user would.
+- `audio.gate: open` (on_demand's default): all mic audio goes up, so the
+  simulated service's own VAD does the turn-taking, as the real one does.
+- `audio.duplex: full`: the WAV "microphone" hears no echo, like hardware
+  with echo cancellation. With `half` (the default, for a bare mic beside a
+  speaker) the service cannot hear the user over a reply, and the barge-in
+  would be the button's job. `--audio` runs half duplex for that reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+import time
+import wave
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from swaramd.core.errors import SwaramdError
+from swaramd.core.states import State
+from swaramd.daemon import Daemon
+from swaramd.demo.analysis import SpeakerClock
+from swaramd.demo.harness import DemoFailed, ask_status, drive, press, wait_until, write_config
+from swaramd.demo.recording import RECORDING_S, Samples, demo_recording, read_wav, write_wav
+from swaramd.demo.report import file_report, print_summary
+from swaramd.demo.script import DemoScript
+from swaramd.demo.selftest import audio_demo, preflight_audio
+from swaramd.demo.simulator import SimulatedSwaram
+from swaramd.demo.timeline import JournalLines, Timeline, install_timeline_log
+
+DEFAULT_OUT = "swaramd-demo-reply.wav"
+DEADLINE_S = 45.0       # the whole file demo; it takes about 15 s
+EXPECTED_S = 14.0       # for the progress indicator
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `swaramd demo`, for the CLI's sub-parser."""
+    parser.add_argument("--audio", action="store_true",
+                        help="use the real microphone and speaker (PyAudio): the simulated "
+                             "service plays your own words back, a self-test of the audio")
+    parser.add_argument("--out", metavar="PATH", default=DEFAULT_OUT,
+                        help=f"where to write what the speaker played (default ./{DEFAULT_OUT})")
+    parser.add_argument("--seconds", metavar="S", type=float, default=30.0,
+                        help="--audio: how long to listen at most (default 30)")
+
+
+def run_demo(argv: Sequence[str] | None = None) -> int:
+    """`swaramd demo [--audio] [--out PATH]`; returns the exit code (0: it completed)."""
+    parser = argparse.ArgumentParser(
+        prog="swaramd demo",
+        description="A whole conversation against an embedded simulated swaram service: "
+                    "no hardware, no key.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo the parsed options ask for; 0 when the conversation completed, else 1."""
+    for stream in (sys.stdout, sys.stderr):     # Malayalam on a terminal that cannot show it
+        if "utf" not in (getattr(stream, "encoding", None) or "utf").lower():
+            with contextlib.suppress(AttributeError, ValueError):
+                stream.reconfigure(errors="replace")  # type: ignore[union-attr]
+    timeline = Timeline()
+    # The demo sends its own throwaway key, never one systemd handed this process.
+    credentials = os.environ.pop("CREDENTIALS_DIRECTORY", None)
+    try:
+        if args.audio:
+            preflight_audio()
+        else:
+            out = writable(args.out)
+        with tempfile.TemporaryDirectory(prefix="swaramd-demo-") as tmp:
+            main = audio_demo(args.seconds, Path(tmp), timeline) if args.audio \
+                else file_demo(out, Path(tmp), timeline)
+            return asyncio.run(main)
+    except (DemoFailed, SwaramdError, OSError) as exc:
+        timeline.end_progress()
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"swaramd demo: {first}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        timeline.end_progress()
+        print("swaramd demo: interrupted", file=sys.stderr)
+        return 1
+    finally:
+        if credentials is not None:
+            os.environ["CREDENTIALS_DIRECTORY"] = credentials
+
+
+# --- the demo with files -------------------------------------------------------------
+
+
+def writable(name: str) -> Path:
+    """`--out` as an absolute path, checked now rather than after the daemon started."""
+    out = Path(name).absolute()
+    if not out.parent.is_dir():
+        raise DemoFailed(f"--out {name}: no such directory {out.parent}")
+    try:
+        out.open("ab").close()
+    except OSError as exc:
+        raise DemoFailed(f"--out {name}: cannot write it: {exc.strerror}") from None
+    return out
+
+
+async def file_demo(out: Path, tmp: Path, tl: Timeline) -> int:
+    """Three turns (one with get_time), a barge-in and a goodbye, through WAV files."""
+    mic = write_wav(tmp / "mic.wav", demo_recording())
+    async with SimulatedSwaram(DemoScript(), listener=JournalLines(tl)) as sim:
+        cfg = write_config(tmp, sim.url, audio={
+            "backend": "wav", "wav_input": str(mic), "wav_output": str(out),
+            "duplex": "full", "gate": "open"},
+            gpio={"pin_factory": "mock"}, conversation={"mode": "on_demand"})
+        tl.say("swaramd demo: the real daemon, end to end, with no hardware and no key.")
+        tl.say(f"  service     a simulated swaram on {sim.url.split('/v1')[0]} (swaramd/demo/)")
+        tl.say(f"  microphone  a generated recording, {RECORDING_S:.0f} s: three speech-like "
+               "utterances; the third comes while")
+        tl.say("              the second reply plays. The WAV microphone has no echo, so the "
+               "demo runs duplex full:")
+        tl.say("              the service hears that barge-in, as with an echo-cancelling mic.")
+        tl.say(f"  speaker     {out}")
+        tl.say("  button      gpiozero mock pins (mode on_demand: a press starts, a press ends)")
+        tl.say("  key         a throwaway file; the simulator wants a Bearer key, any key")
+        tl.say()
+        clock = SpeakerClock(period=24 * min(cfg.audio.frame_ms, 20))  # the WAV period
+        marks: dict[str, Any] = {}
+        with install_timeline_log(tl) as log_lines:
+            daemon = Daemon(cfg, state_dir=tmp / "state")
+            director = direct_file_demo(daemon, sim, tl, marks)
+            result = await drive(daemon, director, tl, EXPECTED_S, DEADLINE_S, clock)
+    report = file_report(speaker_output(out), sim, clock, marks,
+                         barge_in_logged=log_lines.seen["barge-in"] > 0)
+    if sim.turns:
+        print_summary(tl, report, sim, out, marks.get("status"))
+    problem = result.get("error") or result.get("failure")
+    if not problem and result.get("stopped_early"):
+        problem = "the daemon stopped before the demo ended (interrupted?)"
+    problem = problem or report.problem
+    if result.get("code") not in (0, None) and not problem:
+        problem = f"the daemon exited with {result['code']}"
+    if problem:
+        raise DemoFailed(problem)
+    barge_in = report.turns[1].silence_ms or 0.0
+    tl.say(f"swaramd demo: OK. {len(report.turns)} turns, the get_time tool call, and a "
+           f"barge-in silenced in {barge_in:.0f} ms.")
+    return 0
+
+
+def speaker_output(out: Path) -> Samples | None:
+    """What the speaker played, or None when the WAV backend wrote nothing readable."""
+    try:
+        return read_wav(out)
+    except (OSError, EOFError, wave.Error):
+        return None
+
+
+async def direct_file_demo(daemon: Daemon, sim: SimulatedSwaram, tl: Timeline,
+                           marks: dict[str, Any]) -> None:
+    """Press the button, let the recording talk, press again to hang up."""
+    from swaramd.adapters.audio import AudioHealth
+
+    pin = daemon.cfg.gpio.button_pin
+    await wait_until(lambda: daemon.engine is not None and daemon.panel is not None
+                     and daemon.engine.health is not AudioHealth.STARTING, 10,
+                     "the daemon did not start")
+    engine = daemon.engine
+    assert engine is not None
+    if engine.health is AudioHealth.ERROR:
+        raise DemoFailed(f"the WAV audio did not start: {engine.health_reason}")
+    await wait_until(lambda: daemon.status.state is State.IDLE and engine.rendered_samples > 0,
+                     5, "the daemon did not start")
+    await asyncio.sleep(0.25)                   # let the "ready" tone play
+    await press(pin, tl, "start a conversation")
+    try:
+        await sim.wait_for(lambda: len(sim.turns) >= 3 and sim.turns[2].reply_status
+                           == "completed", DEADLINE_S - 15)
+    except TimeoutError:
+        raise DemoFailed(what_is_missing(sim)) from None
+    await wait_until(lambda: daemon.conversation.base is State.LISTENING, 10,
+                     "the last reply did not finish playing")
+    await asyncio.sleep(0.3)
+    marks["hangup"] = time.monotonic()
+    await press(pin, tl, "end the conversation")
+    await wait_until(lambda: daemon.conversation.shown is State.IDLE, 5,
+                     "the daemon did not hang up")
+    await asyncio.sleep(0.4)                    # the "goodbye" tone
+    marks["status"] = await ask_status(daemon)
+
+
+def what_is_missing(sim: SimulatedSwaram) -> str:
+    """One line saying how far the conversation got."""
+    turns = sim.turns
+    if not any(e.type == "session.updated" for e in sim.journal):
+        return "the daemon never set up a session with the simulated service"
+    if len(turns) < 3:
+        return f"the service heard only {len(turns)} of 3 utterances"
+    if turns[0].tool_output is None:
+        return "the get_time tool call was never answered"
+    return "the conversation did not finish in time"
