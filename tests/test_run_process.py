@@ -84,6 +84,7 @@ async def test_a_minute_of_conversation_flat_memory_clean_log(tmp_path):
     assert code == 0 and took < 2.0, (code, took, err[-2000:])
     appends = sum(e["type"] == "input_audio_buffer.append" for e in svc.received)
     assert appends > SOAK_S * 50 * 0.3, appends  # the mic streamed (half duplex pauses it)
+    print(f"soak: RssAnon {early} kB at 15 s, {late} kB at {SOAK_S:.0f} s, {appends} appends")
     assert late - early < 2048, f"private memory grew {late - early} kB ({early} -> {late})"
     problems = [line for line in err.splitlines()
                 if " WARNING " in line or " ERROR " in line or " CRITICAL " in line]
