@@ -350,17 +350,13 @@ class Daemon:
             self._apply(self.conversation.on_playback_drained(time.monotonic()))
 
     async def _tick(self) -> None:
-        """Deadlines, status counters and the systemd watchdog."""
+        """Deadlines and the systemd watchdog."""
         assert self.engine is not None
         interval = watchdog_interval_s()
         next_ping = 0.0
         while True:
             now = time.monotonic()
             self._apply(self.conversation.tick(now))
-            counters = self.engine.counters()
-            self.status.audio.underruns = counters.underruns
-            self.status.audio.overruns = counters.overruns
-            self.status.audio.dropped_frames = counters.dropped_frames
             if interval is not None and now >= next_ping and self.engine.alive(now):
                 self._notifier.watchdog()
                 next_ping = now + interval
@@ -384,6 +380,11 @@ class Daemon:
     def _snapshot(self) -> dict[str, Any]:
         frame_s = self.cfg.audio.frame_ms / 1000
         engine = self.engine
+        if engine is not None:
+            counters = engine.counters()
+            self.status.audio.underruns = counters.underruns
+            self.status.audio.overruns = counters.overruns
+            self.status.audio.dropped_frames = counters.dropped_frames
         self.status.extra = {
             "mode": self.cfg.conversation.mode,
             "uplink": {"captured_s": round(self._uplink_captured * frame_s, 2),
