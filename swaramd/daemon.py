@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -190,10 +191,9 @@ class Daemon:
             for problem in exc.problems:
                 log.error("reload refused, keeping the running config: %s", problem)
         else:
-            self.cfg = Config(server=fresh.server, session=fresh.session, audio=self.cfg.audio,
-                              gpio=self.cfg.gpio, conversation=self.cfg.conversation,
-                              control=self.cfg.control, log=self.cfg.log, path=fresh.path,
-                              lines=fresh.lines)
+            # Only what a new connection can take; the rest is read once, at start.
+            self.cfg = dataclasses.replace(self.cfg, server=fresh.server, session=fresh.session,
+                                           path=fresh.path, lines=fresh.lines)
             self._key = key
             self._remember_secret()
             if self.link is not None:

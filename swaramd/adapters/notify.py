@@ -24,6 +24,7 @@ class Notifier:
         address = os.environ.get("NOTIFY_SOCKET") if address is None else address
         self._address = ("\0" + address[1:]) if address and address.startswith("@") else address
         self._sock: socket.socket | None = None
+        self._stopping = False
         if self._address:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
 
@@ -59,8 +60,10 @@ class Notifier:
         self.notify("RELOADING=1", f"MONOTONIC_USEC={usec}")
 
     def stopping(self) -> None:
-        """Shutdown has begun."""
-        self.notify("STOPPING=1")
+        """Shutdown has begun (said once, however many paths lead to it)."""
+        if not self._stopping:
+            self._stopping = True
+            self.notify("STOPPING=1")
 
     def close(self) -> None:
         """Release the socket."""

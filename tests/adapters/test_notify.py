@@ -157,4 +157,4 @@ control: {{socket: "{tmp_path / 'c.sock'}"}}
     assert len([t for t in pings if t < stalled_at]) >= 4  # periodic while healthy
     # Stall noticed after 0.5 s, then 1 s of grace: from 2 s on, no more pings.
     assert [t for t in pings if t > stalled_at + 2.0] == []
-    assert messages[-1] == "STOPPING=1"
+    assert messages[-1] == "STOPPING=1" and messages.count("STOPPING=1") == 1
