@@ -56,6 +56,7 @@ from swaramd.core.errors import ConfigError
 from swaramd.core.events import ServerEvent
 from swaramd.core.gate import SpeechGate
 from swaramd.core.panel import Gesture, PanelInput, input_for_gesture
+from swaramd.core.policy import ReconnectPolicy
 from swaramd.core.states import HaltReason
 from swaramd.core.status import Status
 from swaramd.core.tools import ToolError, ToolRegistry, get_time_tool, set_volume_tool
@@ -78,6 +79,7 @@ class Daemon:
     def __init__(self, cfg: Config, *, secret_filter: SecretFilter | None = None,
                  notifier: Notifier | None = None, state_dir: Path | None = None,
                  link_timings: LinkTimings | None = None,
+                 policy: ReconnectPolicy | None = None,
                  engine_tuning: EngineTuning | None = None,
                  engine_options: dict[str, Any] | None = None) -> None:
         self.cfg = cfg
@@ -86,6 +88,7 @@ class Daemon:
         self._notifier = notifier or Notifier()
         self._state_dir = state_dir
         self._link_timings = link_timings or LinkTimings()
+        self._policy = policy
         self._engine_tuning = engine_tuning
         self._engine_options = engine_options or {}
         self._key = read_api_key(cfg)
@@ -117,7 +120,7 @@ class Daemon:
                                  on_health=self._on_audio_health, tuning=self._engine_tuning,
                                  **self._engine_options)
         self.link = Link(self.cfg.server.url, lambda: self._key, self._session_update,
-                         self, self.status, timings=self._link_timings)
+                         self, self.status, policy=self._policy, timings=self._link_timings)
         self._install_signals(loop)
         try:
             async with serve_control(self.cfg.control.socket, self._snapshot):

@@ -94,8 +94,13 @@ _HALT_STATUSES = {401: HaltReason.AUTH, 403: HaltReason.AUTH}
 class ReconnectPolicy:
     """Decides, for each failed or ended connection, whether and when to try again."""
 
-    def __init__(self, rand: Callable[[], float] = random.random) -> None:
+    def __init__(self, rand: Callable[[], float] = random.random, scale: float = 1.0) -> None:
+        """`rand` draws the jitter in [0, 1); `scale` shrinks every delay and the stability
+        period alike (the same schedule, faster: for chaos tests, never for the appliance)."""
+        if not scale > 0:
+            raise ValueError("scale must be positive")
         self._rand = rand
+        self._scale = scale
         self._fast_steps = 0
         self._slow_steps = 0
         self._quick_used = False
@@ -108,7 +113,7 @@ class ReconnectPolicy:
 
     def after(self, outcome: Outcome, now: float) -> Decision:
         """What to do after a connection attempt ended with `outcome` at `now`."""
-        if self._live_since is not None and now - self._live_since >= STABLE_AFTER_S:
+        if self._live_since is not None and now - self._live_since >= STABLE_AFTER_S * self._scale:
             self._reset()
         self._live_since = None
         reason = self._halt_reason(outcome)
@@ -120,7 +125,8 @@ class ReconnectPolicy:
             return Retry(self._jitter(SLOW_BASE_S, SLOW_CAP_S, self._slow_steps), Schedule.SLOW)
         if isinstance(outcome, Closed) and outcome.code in (1000, 1001) and not self._quick_used:
             self._quick_used = True
-            return Retry(QUICK_RECONNECT_S * (0.5 + 0.5 * self._rand()), Schedule.QUICK)
+            return Retry(QUICK_RECONNECT_S * self._scale * (0.5 + 0.5 * self._rand()),
+                         Schedule.QUICK)
         self._fast_steps += 1
         return Retry(self._jitter(FAST_BASE_S, FAST_CAP_S, self._fast_steps), Schedule.FAST)
 
@@ -142,7 +148,7 @@ class ReconnectPolicy:
         return None
 
     def _jitter(self, base: float, cap: float, step: int) -> float:
-        nominal = min(cap, base * 2.0 ** min(step - 1, 32))
+        nominal = min(cap, base * 2.0 ** min(step - 1, 32)) * self._scale
         return nominal * (0.5 + 0.5 * float(self._rand()))
 
 

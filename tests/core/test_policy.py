@@ -113,3 +113,14 @@ def test_no_outcome_gives_a_delay_below_the_floor_of_its_schedule():
     policy = ReconnectPolicy(LOW)
     delays = [policy.after(o, 0.0) for o in FAST_FAILURES * 3]
     assert all(isinstance(d, Retry) and d.delay >= 0.5 for d in delays)
+
+
+def test_scale_shrinks_every_delay_and_the_stable_period_alike():
+    fast = ReconnectPolicy(HIGH, scale=0.01)
+    assert [round(fast.after(Closed(1013), 0.0).delay, 4) for _ in range(3)] == \
+        [0.01, 0.02, 0.04]  # type: ignore[union-attr]
+    assert round(fast.after(Closed(4008), 0.0).delay, 4) == 0.3  # type: ignore[union-attr]
+    fast.on_session_updated(10.0)
+    assert round(fast.after(Closed(1013), 10.31).delay, 4) == 0.01  # reset after 0.3 s live
+    with pytest.raises(ValueError):
+        ReconnectPolicy(scale=0)
