@@ -80,6 +80,7 @@ class Input(StrEnum):
     REPLY_AUDIO = "reply_audio"
     RESPONSE_DONE = "response_done"
     PLAYBACK_DRAINED = "playback_drained"
+    PLAYBACK_LOST = "playback_lost"
 
 
 S, IN = State, Input
@@ -94,7 +95,7 @@ TRANSITIONS: dict[State, dict[Input, State]] = {
     S.THINKING: {**_SESSION, IN.REPLY_AUDIO: S.SPEAKING, IN.SPEECH_STARTED: S.LISTENING,
                  IN.RESPONSE_DONE: S.LISTENING},
     S.SPEAKING: {**_SESSION, IN.SPEECH_STARTED: S.LISTENING, IN.INTERRUPT: S.LISTENING,
-                 IN.PLAYBACK_DRAINED: S.LISTENING},
+                 IN.PLAYBACK_DRAINED: S.LISTENING, IN.PLAYBACK_LOST: S.LISTENING},
     S.BACKOFF: {**_LINK, IN.END: S.IDLE},
     S.HALTED: {IN.RETRY: S.CONNECTING, IN.LINK_CONNECTING: S.CONNECTING, IN.LINK_IDLE: S.IDLE},
 }
@@ -141,7 +142,9 @@ class Conversation:
         if new is None or new is self.base:
             return
         log.info("state %s -> %s (%s)", self.base.value, new.value, inp.value)
-        if self.base is State.SPEAKING:
+        if self.base is State.SPEAKING and self.duplex == "half":
+            # The room still rings: keep a bare mic shut a little longer. Full duplex
+            # hardware cancels its own echo, and a barge-in must not lose its first words.
             self._mic_shut_until = max(self._mic_shut_until, now + self.echo_tail_s)
         self.base = new
         if new in (State.LISTENING, State.CONNECTING):
@@ -225,6 +228,9 @@ class Conversation:
         if not self.audio_lost:
             self.audio_lost = True
             self._drop_playback(out)
+            # The reply is gone with the speaker: not `speaking` any more, or the mic
+            # (shut while speaking in half duplex) would stay shut after the device returns.
+            self._feed(Input.PLAYBACK_LOST, now, out)
             self._publish(out)
         return out
 

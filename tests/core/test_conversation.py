@@ -294,3 +294,24 @@ def test_a_reply_that_never_comes_returns_to_listening():
     assert conv.tick(10.0) == [] and conv.shown is State.THINKING
     conv.tick(16.1)
     assert conv.shown is State.LISTENING
+
+
+def test_audio_lost_while_speaking_leaves_speaking_so_the_mic_reopens():
+    conv = live("always_on", echo_tail_s=0.3)
+    speaking(conv)
+    conv.on_event(ResponseDone("r1", "completed"), 1.5)
+    out = conv.on_audio_lost(2.0)
+    assert Flush in kinds(out) and conv.shown is State.AUDIO_ERROR
+    conv.on_audio_back(6.0)
+    assert conv.shown is State.LISTENING and conv.uplink(6.0) is Uplink.MIC
+
+
+def test_the_echo_tail_is_for_half_duplex_only():
+    full = live(duplex="full", echo_tail_s=0.3)
+    speaking(full)
+    full.on_event(SpeechStarted(None, None), 2.0)  # a barge-in: its first words must go up
+    assert full.uplink(2.01) is Uplink.MIC
+    half = live(duplex="half", echo_tail_s=0.3)
+    speaking(half)
+    half.on_event(SpeechStarted(None, None), 2.0)
+    assert half.uplink(2.01) is Uplink.DROP and half.uplink(2.31) is Uplink.MIC
