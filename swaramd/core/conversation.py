@@ -61,6 +61,7 @@ PTT_MIN_PRESS_S = 0.3   # shorter: a slip of the finger, sends input_audio_buffe
 PTT_TAIL_S = 0.6        # silence streamed after release so the service's VAD ends the turn
 RECENT_RESPONSES = 16   # how many interrupted response ids to remember
 THINKING_TIMEOUT_S = 15.0  # no reply this long after the user spoke: back to listening
+REPLY_GAP_S = 2.0       # reply audio stopped this long without response.done: end it here
 
 
 class Input(StrEnum):
@@ -127,7 +128,9 @@ class Conversation:
         self._live = False
         self._playing: str | None = None          # response whose audio is queued or playing
         self._done: set[str] = set()               # responses whose response.done arrived
-        self._dropped: deque[str] = deque(maxlen=RECENT_RESPONSES)
+        # Responses none of whose audio may play any more: interrupted, or done.
+        self._closed: deque[str] = deque(maxlen=RECENT_RESPONSES)
+        self._last_audio = 0.0
         self._transcripts: dict[str, list[str]] = {}
         self._answer_due = False                   # a tool was called: its spoken answer is due
         self._last_activity = 0.0
@@ -251,9 +254,17 @@ class Conversation:
         return out
 
     def tick(self, now: float) -> list[Action]:
-        """Time passed: the on_demand idle timeout, and a reply that never came."""
+        """Time passed: the on_demand idle timeout, a reply that never came or never ended."""
         out: list[Action] = []
-        if self.base is State.THINKING and now - self._last_activity >= THINKING_TIMEOUT_S:
+        rid = self._playing
+        if (self.base is State.SPEAKING and rid is not None and rid not in self._done
+                and now - self._last_audio >= REPLY_GAP_S):
+            log.info("reply audio stopped %.0f s ago without response.done: ending it",
+                     REPLY_GAP_S)
+            self._done.add(rid)
+            self._closed.append(rid)
+            out.append(EndResponse(rid))
+        elif self.base is State.THINKING and now - self._last_activity >= THINKING_TIMEOUT_S:
             log.info("no reply for %.0f s: listening again", THINKING_TIMEOUT_S)
             self._answer_due = False
             self._feed(Input.RESPONSE_DONE, now, out)
@@ -334,7 +345,7 @@ class Conversation:
             if event.response_id:
                 self._transcripts.setdefault(event.response_id, [])
         elif isinstance(event, TranscriptDelta):
-            if event.response_id and event.response_id not in self._dropped:
+            if event.response_id and event.response_id not in self._closed:
                 self._transcripts.setdefault(event.response_id, []).append(event.delta)
         elif isinstance(event, ResponseDone):
             self._on_response_done(event, now, out)
@@ -348,12 +359,12 @@ class Conversation:
 
     def _on_audio(self, event: AudioDelta, now: float, out: list[Action]) -> None:
         rid = event.response_id
-        if rid in self._dropped or not self._live:
-            return  # a late delta of an interrupted reply: never played
+        if rid in self._closed or not self._live:
+            return  # a late delta of an interrupted or finished reply: never played
         if self._playing is not None and self._playing != rid:
             self._forget(self._playing)
         self._playing = rid
-        self._last_activity = now
+        self._last_activity = self._last_audio = now
         self._answer_due = False
         out.append(Play(event.pcm, rid))
         if self.base is not State.SPEAKING:
@@ -361,6 +372,8 @@ class Conversation:
 
     def _on_response_done(self, event: ResponseDone, now: float, out: list[Action]) -> None:
         rid = event.response_id
+        if rid is not None and rid not in self._closed:
+            self._closed.append(rid)  # audio after response.done is the peer's mistake
         text = "".join(self._transcripts.pop(rid, [])) if rid else ""
         if text:
             log.info("swaram said: %s%s", text,
@@ -392,6 +405,8 @@ class Conversation:
 
     def next_deadline(self) -> float | None:
         """When `tick` next has something to do (None: nothing pending)."""
+        if self.base is State.SPEAKING and self._playing not in self._done:
+            return self._last_audio + REPLY_GAP_S
         if self.base is State.THINKING:
             return self._last_activity + THINKING_TIMEOUT_S
         if self.mode == "on_demand" and self.base is State.LISTENING:
@@ -421,7 +436,7 @@ class Conversation:
 
     def _drop_playback(self, out: list[Action]) -> None:
         if self._playing is not None:
-            self._dropped.append(self._playing)
+            self._closed.append(self._playing)
             self._transcripts.pop(self._playing, None)
             self._forget(self._playing)
         out.append(Flush())

@@ -315,3 +315,24 @@ def test_the_echo_tail_is_for_half_duplex_only():
     speaking(half)
     half.on_event(SpeechStarted(None, None), 2.0)
     assert half.uplink(2.01) is Uplink.DROP and half.uplink(2.31) is Uplink.MIC
+
+
+def test_audio_after_response_done_is_never_played():
+    conv = live("always_on", duplex="half", echo_tail_s=0.0)
+    conv.on_event(ResponseCreated("r1"), 1.0)
+    conv.on_event(AudioDelta("r1", "i1", PCM), 1.0)
+    conv.on_event(ResponseDone("r1", "completed"), 1.1)
+    conv.on_playback_drained(1.2)
+    assert conv.on_event(AudioDelta("r1", "i1", PCM), 2.0) == []  # late: the peer's mistake
+    assert conv.shown is State.LISTENING and conv.uplink(2.0) is Uplink.MIC
+
+
+def test_a_reply_without_response_done_is_ended_after_its_audio_stops():
+    conv = live("always_on", duplex="half", echo_tail_s=0.0)
+    conv.on_event(AudioDelta("r1", "i1", PCM), 1.0)
+    assert conv.next_deadline() == pytest.approx(3.0)
+    assert conv.tick(2.5) == []
+    assert EndResponse("r1") in conv.tick(3.0)
+    conv.on_playback_drained(3.1)
+    assert conv.shown is State.LISTENING and conv.uplink(3.2) is Uplink.MIC
+    assert conv.on_event(AudioDelta("r1", "i1", PCM), 3.3) == []
