@@ -30,7 +30,6 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +48,6 @@ from tests.support.service import FakeService, Peer, audio_delta
 RECOVERY_S = 5.0              # the bound, from the mic's return
 BEFORE, AFTER = 257, 514      # the sample value each microphone delivers
 FRAME_BYTES = 960             # 20 ms of 24 kHz PCM16
-
-
-@pytest.fixture
-def jackd() -> Iterator[Jackd]:
-    server = Jackd(24_000, 480)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class Mic:
@@ -221,21 +210,21 @@ async def hold(peer: Peer) -> None:
 
 
 async def test_mic_vanishes_while_listening_and_recovers_within_5s(
-        tmp_path: Path, jackd: Jackd, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, jackd24: Jackd, monkeypatch: pytest.MonkeyPatch) -> None:
     timings: dict[str, float] = {}
 
     async def body(daemon: Daemon, mic: Mic, svc: FakeService) -> None:
         assert (await status(tmp_path))["state"] == "listening"
         timings.update(await unplug_and_return(daemon, mic, svc, tmp_path))
 
-    await run_with_daemon(tmp_path, jackd, monkeypatch, hold, "half", body)
+    await run_with_daemon(tmp_path, jackd24, monkeypatch, hold, "half", body)
     print(f"mic unplugged -> audio_error in {timings['noticed_s']:.2f} s; mic back -> "
           f"listening and its first append received in {timings['streaming_s']:.2f} s")
     assert timings["streaming_s"] <= RECOVERY_S
 
 
 async def test_mic_vanishes_while_a_reply_plays_and_recovers_within_5s(
-        tmp_path: Path, jackd: Jackd, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, jackd24: Jackd, monkeypatch: pytest.MonkeyPatch) -> None:
     async def talk(peer: Peer) -> None:
         await peer.setup()
         await peer.wait_for("input_audio_buffer.append")
@@ -251,4 +240,4 @@ async def test_mic_vanishes_while_a_reply_plays_and_recovers_within_5s(
         await wait_until(lambda: daemon.conversation.shown is State.SPEAKING, timeout=10)
         await unplug_and_return(daemon, mic, svc, tmp_path)
 
-    await run_with_daemon(tmp_path, jackd, monkeypatch, talk, "half", body)
+    await run_with_daemon(tmp_path, jackd24, monkeypatch, talk, "half", body)

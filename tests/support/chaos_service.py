@@ -34,6 +34,7 @@ from websockets.http11 import Request, Response
 
 from swaramd.adapters.link import MAX_FRAME_BYTES
 from swaramd.core.policy import FAST_BASE_S, QUICK_RECONNECT_S, SLOW_BASE_S
+from tests.support.service import realtime_url
 from tests.support.strict import check_client_event
 
 CARRY_ON_APPENDS = 5      # 100 ms of microphone after a carry-on fault: the session went on
@@ -193,8 +194,7 @@ class ChaosService:
     @property
     def url(self) -> str:
         assert self._server is not None
-        port = self._server.sockets[0].getsockname()[1]
-        return f"ws://127.0.0.1:{port}/v1/realtime?model=mal-realtime-simple"
+        return realtime_url(self._server)
 
     async def wait_connection(self, index: int, timeout: float) -> Connection:
         """Connection `index` once its fault has been carried out (TimeoutError if it never)."""

@@ -81,6 +81,12 @@ class Peer:
 Script = Reject | Callable[[Peer], Awaitable[None]]
 
 
+def realtime_url(server: Server) -> str:
+    """The swaram-style endpoint URL of a loopback test server."""
+    port = server.sockets[0].getsockname()[1]
+    return f"ws://127.0.0.1:{port}/v1/realtime?model=mal-realtime-simple"
+
+
 def audio_delta(pcm: bytes, response_id: str = "resp_1") -> dict[str, Any]:
     return {"type": "response.output_audio.delta", "response_id": response_id,
             "item_id": "item_1", "delta": base64.b64encode(pcm).decode()}
@@ -101,8 +107,7 @@ class FakeService:
     @property
     def url(self) -> str:
         assert self._server is not None
-        port = self._server.sockets[0].getsockname()[1]
-        return f"ws://127.0.0.1:{port}/v1/realtime?model=mal-realtime-simple"
+        return realtime_url(self._server)
 
     @property
     def received(self) -> list[dict[str, Any]]:

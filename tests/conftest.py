@@ -1,4 +1,4 @@
-"""Fixtures for the audio adapter tests: private ALSA configs and private jackd servers."""
+"""Shared fixtures for the real-audio tests: private ALSA configs and private jackd servers."""
 
 from __future__ import annotations
 
