@@ -224,17 +224,36 @@ def _setter(device: Any) -> Callable[[Any], None]:
 T = TypeVar("T")
 
 
-class _PatternPlayer(Generic[T]):
+class _Worker:
+    """One background thread with an interruptible wait, stopped by handle in `_stop()`."""
+
+    def __init__(self, name: str) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def _stop(self) -> None:
+        """Ask the thread to leave, wake it, and join it (bounded)."""
+        with self._lock:
+            self._closing = True
+        self._wake.set()
+        self._thread.join(JOIN_TIMEOUT_S)
+        if self._thread.is_alive():
+            log.warning("%s did not stop within %.1f s", self._thread.name, JOIN_TIMEOUT_S)
+
+
+class _PatternPlayer(_Worker, Generic[T]):
     """Plays one repeating pattern of `(value, seconds)` steps on one LED, in its own thread."""
 
     def __init__(self, name: str, apply: Callable[[T], None], dark: T) -> None:
+        super().__init__(name)
         self._apply = apply
         self._dark = dark
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
         self._steps: tuple[tuple[T, float], ...] = ((dark, 1.0),)
-        self._closing = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def play(self, steps: tuple[tuple[T, float], ...]) -> None:
@@ -247,12 +266,7 @@ class _PatternPlayer(Generic[T]):
 
     def close(self) -> None:
         """Stop the thread (bounded join); it turns the LED off as it leaves."""
-        with self._lock:
-            self._closing = True
-        self._wake.set()
-        self._thread.join(JOIN_TIMEOUT_S)
-        if self._thread.is_alive():
-            log.warning("%s did not stop within %.1f s", self._thread.name, JOIN_TIMEOUT_S)
+        self._stop()
 
     def _run(self) -> None:
         try:
@@ -284,7 +298,7 @@ class _PatternPlayer(Generic[T]):
                 due = time.monotonic()
 
 
-class _ButtonDriver:
+class _ButtonDriver(_Worker):
     """Feeds a `GestureRecogniser` from gpiozero's callbacks and keeps its deadline.
 
     Gestures are handed to the loop inside the lock, so they arrive in order
@@ -297,10 +311,7 @@ class _ButtonDriver:
         self._recogniser = recogniser
         self._loop = loop
         self._on_gesture = on_gesture
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._closing = False
-        self._thread = threading.Thread(target=self._run, name="swaramd-button", daemon=True)
+        super().__init__("swaramd-button")
         self._thread.start()
         button.when_pressed = self._on_pressed
         button.when_released = self._on_released
@@ -344,9 +355,4 @@ class _ButtonDriver:
         """Detach from the button and stop the deadline thread (bounded join)."""
         self._button.when_pressed = None
         self._button.when_released = None
-        with self._lock:
-            self._closing = True
-        self._wake.set()
-        self._thread.join(JOIN_TIMEOUT_S)
-        if self._thread.is_alive():
-            log.warning("%s did not stop within %.1f s", self._thread.name, JOIN_TIMEOUT_S)
+        self._stop()
