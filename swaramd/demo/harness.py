@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from swaramd.adapters.audio import AudioEngine, AudioHealth
 from swaramd.core.config import Config, load_config
 from swaramd.core.errors import SwaramdError
 from swaramd.daemon import Daemon
@@ -117,6 +118,18 @@ async def wait_until(predicate: Callable[[], bool], timeout: float, failure: str
         if time.monotonic() > deadline:
             raise DemoFailed(failure)
         await asyncio.sleep(0.01)
+
+
+async def wait_audio_open(daemon: Daemon, timeout: float, what: str) -> AudioEngine:
+    """The daemon's engine once its devices opened; DemoFailed when they would not."""
+    await wait_until(lambda: daemon.engine is not None
+                     and daemon.engine.health is not AudioHealth.STARTING, timeout,
+                     f"the audio devices did not open in {timeout:g} s")
+    engine = daemon.engine
+    assert engine is not None
+    if engine.health is AudioHealth.ERROR:
+        raise DemoFailed(f"{what}: {engine.health_reason}")
+    return engine
 
 
 async def press(pin: int, tl: Timeline, why: str) -> None:

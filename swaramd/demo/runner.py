@@ -38,7 +38,15 @@ from swaramd.core.errors import SwaramdError
 from swaramd.core.states import State
 from swaramd.daemon import Daemon
 from swaramd.demo.analysis import SpeakerClock
-from swaramd.demo.harness import DemoFailed, ask_status, drive, press, wait_until, write_config
+from swaramd.demo.harness import (
+    DemoFailed,
+    ask_status,
+    drive,
+    press,
+    wait_audio_open,
+    wait_until,
+    write_config,
+)
 from swaramd.demo.recording import RECORDING_S, Samples, demo_recording, read_wav, write_wav
 from swaramd.demo.report import file_report, print_summary
 from swaramd.demo.script import DemoScript
@@ -173,16 +181,8 @@ def speaker_output(out: Path) -> Samples | None:
 async def direct_file_demo(daemon: Daemon, sim: SimulatedSwaram, tl: Timeline,
                            marks: dict[str, Any]) -> None:
     """Press the button, let the recording talk, press again to hang up."""
-    from swaramd.adapters.audio import AudioHealth
-
     pin = daemon.cfg.gpio.button_pin
-    await wait_until(lambda: daemon.engine is not None and daemon.panel is not None
-                     and daemon.engine.health is not AudioHealth.STARTING, 10,
-                     "the daemon did not start")
-    engine = daemon.engine
-    assert engine is not None
-    if engine.health is AudioHealth.ERROR:
-        raise DemoFailed(f"the WAV audio did not start: {engine.health_reason}")
+    engine = await wait_audio_open(daemon, 10, "the WAV audio did not start")
     await wait_until(lambda: daemon.status.state is State.IDLE and engine.rendered_samples > 0,
                      5, "the daemon did not start")
     await asyncio.sleep(0.25)                   # let the "ready" tone play

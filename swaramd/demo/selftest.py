@@ -12,7 +12,7 @@ from pathlib import Path
 
 from swaramd.core.states import State
 from swaramd.daemon import Daemon
-from swaramd.demo.harness import DemoFailed, drive, wait_until, write_config
+from swaramd.demo.harness import DemoFailed, drive, wait_audio_open, wait_until, write_config
 from swaramd.demo.script import EchoScript
 from swaramd.demo.simulator import SimulatedSwaram
 from swaramd.demo.timeline import JournalLines, Timeline, install_timeline_log
@@ -63,15 +63,7 @@ async def audio_demo(seconds: float, tmp: Path, tl: Timeline) -> int:
 
 async def direct_audio_demo(daemon: Daemon, sim: SimulatedSwaram, seconds: float) -> None:
     """Wait for the devices, then for the echoes (or the time limit)."""
-    from swaramd.adapters.audio import AudioHealth
-
-    await wait_until(lambda: daemon.engine is not None
-                     and daemon.engine.health is not AudioHealth.STARTING, 20,
-                     "the audio devices did not open in 20 s")
-    engine = daemon.engine
-    assert engine is not None
-    if engine.health is AudioHealth.ERROR:
-        raise DemoFailed(f"no audio device opened: {engine.health_reason}")
+    await wait_audio_open(daemon, 20, "no audio device opened")
     with contextlib.suppress(TimeoutError):
         await sim.wait_for(lambda: sum(t.reply_status == "completed" for t in sim.turns)
                            >= ECHO_TURNS, seconds)
