@@ -41,6 +41,22 @@ from tests.adapters.alsa_rig import Jackd, jack_pcm, write_asoundrc  # noqa: E40
 FRAME_MS = 20
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of each thread of this process, by thread name and id."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat", encoding="ascii") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[f"{name}[{tid}]"] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
 def memory_kb() -> dict[str, int]:
     """RssAnon, RssFile, RssShmem and VmRSS of this process, in kB."""
     out = {}
@@ -151,6 +167,7 @@ async def run(seconds: float, rate: int, jack: Jackd, state_dir: Path, bare: boo
     # Let start-up settle, then measure a clean window.
     await asyncio.sleep(1.0)
     cpu0, wall0 = time.process_time(), time.monotonic()
+    threads0 = thread_cpu()
     for t in (up_t, down_t, cap_t, ren_t, pump_t):
         t.n = 0
     tasks = [asyncio.create_task(c()) for c in (uplink, downlink, sample_memory)]
@@ -161,6 +178,7 @@ async def run(seconds: float, rate: int, jack: Jackd, state_dir: Path, bare: boo
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    threads1 = thread_cpu()
     counters = engine.counters()
     engine.stop()
 
@@ -177,6 +195,9 @@ async def run(seconds: float, rate: int, jack: Jackd, state_dir: Path, bare: boo
           f"peak RSS {peak['VmRSS'] / 1024:.1f} MB of which shared memory "
           f"{peak['RssShmem'] / 1024:.1f} MB and file-backed {peak['RssFile'] / 1024:.1f} MB")
     print(f"frames sent: {sent[0]}; counters: {counters.as_dict()}")
+    shares = sorted(((threads1[k] - threads0.get(k, 0.0), k) for k in threads1), reverse=True)
+    print("CPU by thread, s per audio minute (10 ms ticks): " + ", ".join(
+        f"{name} {used / wall * 60:.2f}" for used, name in shares if used > 0))
 
 
 def main() -> int:

@@ -10,9 +10,14 @@ Rules this module keeps:
   hundreds of milliseconds), watching, closing and reopening. The asyncio loop
   never waits on PortAudio except in `stop()`, which is bounded.
 - Streams open at the wire rate (24 kHz) when the device takes it, else at a
-  rate it does take, and the engine resamples with soxr. A device with no mono
-  mode is opened in stereo: capture keeps the first channel, playback feeds
-  both.
+  rate it does take, and the engine resamples with soxr.
+- Channels: the microphone opens in mono. On a stereo-only microphone
+  PortAudio's ALSA host opens both channels and hands us the first; a host
+  API that refuses mono gets a stereo stream and the engine keeps the first
+  channel itself. The speaker opens in stereo whenever the device has two
+  channels and the engine writes the voice to both: many DACs (I2S HATs, USB
+  codecs) take stereo only, and PortAudio fills the channels it adds with
+  silence, which would leave the right speaker mute.
 - A device that is missing, fails to open, stops calling back, or reports its
   stream inactive puts the engine in `audio_error`; the supervisor closes
   everything, waits `retry_delay_s`, and rescans (a fresh `Pa_Initialize`,
@@ -122,12 +127,13 @@ class PyAudioEngine(AudioEngine):
                  self._in_channels, dev_out.name, out_rate, ch)
 
     def _choose_format(self, pa: Any, dev: AudioDevice, direction: Direction) -> tuple[int, int]:
-        """The first (rate, channels) the device takes: 24 kHz mono if it can."""
+        """The first (rate, channels) the device takes: 24 kHz if it can; mono in, stereo out."""
         rates = [self.prefer_rate] if self.prefer_rate else [WIRE_RATE, dev.default_rate,
                                                              *_FALLBACK_RATES]
         max_ch = dev.channels(direction)
+        channels = (1, 2, max_ch) if direction == "input" else (2, 1, max_ch)
         for rate in dict.fromkeys(rates):
-            for ch in dict.fromkeys((1, 2, max_ch)):
+            for ch in dict.fromkeys(channels):
                 if ch > max_ch:
                     continue
                 kw = {f"{direction}_device": dev.index, f"{direction}_channels": ch,

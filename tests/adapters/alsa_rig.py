@@ -3,6 +3,7 @@
 - `write_asoundrc`: an ALSA_CONFIG_PATH file of `type file` PCMs over a `type
   null` slave (capture reads an `infile`, playback writes a file; as fast as
   the CPU), and/or `type jack` PCMs for real-time pacing.
+- `stereo_only_file_pcm`: the same, but a device that refuses mono.
 - `Jackd`: a private `jackd --no-realtime -d dummy` the test starts and stops
   itself, by pid, with a unique server name so parallel runs never meet.
 """
@@ -21,6 +22,25 @@ def file_pcm(name: str, *, infile: Path | None = None, outfile: Path | None = No
     """A `type file` PCM over a null slave (never call a PCM `null`: PortAudio hides it)."""
     lines = [f"pcm.{name} {{", "    type file", "    slave.pcm { type null }",
              f'    file "{outfile or os.devnull}"', '    format "raw"']
+    if infile is not None:
+        lines.append(f'    infile "{infile}"')
+    return "\n".join([*lines, "}"])
+
+
+def stereo_only_file_pcm(name: str, *, infile: Path | None = None,
+                         outfile: Path | None = None) -> str:
+    """A `type file` PCM that takes two channels and nothing else, like many USB codecs.
+
+    Its slave is a `type multi` of two mono null PCMs, which fixes the channel count at
+    its two bindings: `arecord -c 1` on it fails with "Channels count non available".
+    The files hold interleaved stereo. Capture only: PortAudio's callback streams never
+    get a playback period from a `multi` of null PCMs (they do from `aplay`).
+    """
+    lines = [f"pcm.{name} {{", "    type file", "    slave.pcm {", "        type multi",
+             "        slaves.a.pcm { type null }", "        slaves.a.channels 1",
+             "        slaves.b.pcm { type null }", "        slaves.b.channels 1",
+             "        bindings.0 { slave a channel 0 }", "        bindings.1 { slave b channel 0 }",
+             "    }", f'    file "{outfile or os.devnull}"', '    format "raw"']
     if infile is not None:
         lines.append(f'    infile "{infile}"')
     return "\n".join([*lines, "}"])

@@ -20,7 +20,13 @@ import soxr
 from swaramd.adapters.audio import AudioHealth, EngineTuning, open_audio
 from swaramd.adapters.pyaudio_audio import PyAudioEngine
 from swaramd.core.config import AudioConfig
-from tests.adapters.alsa_rig import Jackd, file_pcm, jack_pcm, write_asoundrc
+from tests.adapters.alsa_rig import (
+    Jackd,
+    file_pcm,
+    jack_pcm,
+    stereo_only_file_pcm,
+    write_asoundrc,
+)
 
 FAST = EngineTuning(retry_delay_s=0.2, stall_timeout_s=0.6, start_timeout_s=10.0)
 
@@ -134,8 +140,33 @@ async def test_playback_lands_byte_exact_in_the_file(alsa_env: pytest.MonkeyPatc
         assert engine.delivered_samples("resp_1") == len(deltas)
     finally:
         engine.stop()
-    played = np.fromfile(out, dtype="<i2")
-    assert np.array_equal(played[played != 0], deltas)
+    played = np.fromfile(out, dtype="<i2").reshape(-1, 2)   # a stereo speaker opens in stereo
+    assert np.array_equal(played[:, 0], played[:, 1])        # the voice on both channels
+    left = played[:, 0]
+    assert np.array_equal(left[left != 0], deltas)
+
+
+async def test_a_stereo_only_microphone_gives_its_first_channel(
+        alsa_env: pytest.MonkeyPatch, tmp_path: Path, fifo: tuple[Path, int]) -> None:
+    path, fd = fifo
+    left = ((np.arange(12_000) * 7) % 20_000 - 10_000).astype("<i2")     # 0.5 s, no zeros
+    left[left == 0] = 1
+    stereo = np.empty(2 * len(left), dtype="<i2")
+    stereo[0::2], stereo[1::2] = left, -3                               # the right differs
+    os.write(fd, stereo.tobytes())
+    conf = write_asoundrc(tmp_path / "asound.conf", stereo_only_file_pcm("usb_mic", infile=path),
+                          file_pcm("swaram_spk"))
+    alsa_env.setenv("ALSA_CONFIG_PATH", str(conf))
+    cfg = AudioConfig(input_device="usb_mic", output_device="swaram_spk", volume=100)
+    engine, _ = make_engine(cfg, tmp_path, EngineTuning(stall_timeout_s=30.0))
+    try:
+        assert await engine.start() is AudioHealth.OK
+        assert engine.device_rates == (24_000, 24_000)
+        got = await take_samples(engine, len(left))
+    finally:
+        end_of_input(fd)
+        engine.stop()
+    assert np.array_equal(got, left)
 
 
 async def test_a_missing_device_is_an_error_that_lists_devices_and_heals(
