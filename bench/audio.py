@@ -1,6 +1,6 @@
 """Benchmark of the full-duplex audio path on jackd's dummy driver (not a test).
 
-    .venv/bin/python bench/audio.py [--seconds 60] [--rate 24000] [--bare]
+    .venv/bin/python bench/audio.py [--seconds 60] [--rate 24000] [--bare | --baseline]
 
 Starts a private `jackd --no-realtime -d dummy -r RATE -p 480` (20 ms periods
 at 24 kHz), opens the PyAudio engine on the ALSA `jack` PCM, and for the given
@@ -24,6 +24,7 @@ import asyncio
 import base64
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -200,6 +201,41 @@ async def run(seconds: float, rate: int, jack: Jackd, state_dir: Path, bare: boo
         f"{name} {used / wall * 60:.2f}" for used, name in shares if used > 0))
 
 
+def baseline(seconds: float) -> None:
+    """PyAudio alone on the same PCM: a duplex pair of callback streams doing nothing."""
+    import pyaudio
+
+    pa = pyaudio.PyAudio()
+    index = next(i for i in range(pa.get_device_count())
+                 if pa.get_device_info_by_index(i)["name"] == "swaram_jack")
+    silence = bytes(2 * 480)
+
+    def out_cb(_in, _n, _t, _s):  # type: ignore[no-untyped-def]
+        return silence, pyaudio.paContinue
+
+    def in_cb(_in, _n, _t, _s):  # type: ignore[no-untyped-def]
+        return None, pyaudio.paContinue
+
+    streams = [pa.open(rate=24_000, channels=1, format=pyaudio.paInt16, output=True,
+                       output_device_index=index, frames_per_buffer=480, stream_callback=out_cb),
+               pa.open(rate=24_000, channels=1, format=pyaudio.paInt16, input=True,
+                       input_device_index=index, frames_per_buffer=480, stream_callback=in_cb)]
+    try:
+        time.sleep(1.0)
+        cpu0, wall0, peak = time.process_time(), time.monotonic(), memory_kb()
+        while time.monotonic() - wall0 < seconds:
+            time.sleep(1.0)
+            peak = {k: max(v, peak[k]) for k, v in memory_kb().items()}
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    finally:
+        for stream in streams:
+            stream.close()
+        pa.terminate()
+    print(f"baseline, PyAudio duplex alone: CPU {cpu:.3f} s over {wall:.1f} s = "
+          f"{cpu / wall * 60:.3f} s per audio minute ({cpu / wall * 100:.2f} % of one core); "
+          f"peak private memory (RssAnon) {peak['RssAnon'] / 1024:.1f} MB")
+
+
 def main() -> int:
     """Run the benchmark on a private jackd, stopped by pid at the end."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -207,17 +243,24 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=24_000, help="jackd's (the device's) rate")
     parser.add_argument("--bare", action="store_true",
                         help="no timers in the callbacks and pump (a cleaner CPU figure)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="PyAudio alone (trivial duplex callbacks) on the same rig, 24 kHz")
     args = parser.parse_args()
     # 480 frames: 20 ms at 24 kHz. At 48 kHz the jack PCM refuses 960-frame periods, so
     # jackd runs 10 ms periods there and PortAudio adapts them to the engine's 20 ms.
     jack = Jackd(args.rate, 480)
+    # A SIGTERM ends the run through the `finally` below, so jackd is stopped too.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="swaramd-bench-") as tmp:
         os.environ.update(jack.env)
         os.environ["ALSA_CONFIG_PATH"] = str(write_asoundrc(Path(tmp) / "asound.conf",
                                                             jack_pcm("swaram_jack")))
         jack.start()
         try:
-            asyncio.run(run(args.seconds, args.rate, jack, Path(tmp), args.bare))
+            if args.baseline:
+                baseline(args.seconds)
+            else:
+                asyncio.run(run(args.seconds, args.rate, jack, Path(tmp), args.bare))
         finally:
             jack.stop()
     return 0

@@ -464,6 +464,8 @@ def main() -> int:
         parser.error("--latency-seconds must stay under 640")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     jack = Jackd(RATE, PERIOD)
+    # A SIGTERM ends the run through the `finally` below, so jackd and the service stop too.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="swaramd-latency-") as name:
         tmp = Path(name)
         (tmp / "key").write_text(KEY + "\n")

@@ -8,6 +8,7 @@ on its own pins, over one shared window, to keep the suite fast.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 import threading
 import time
@@ -394,3 +395,17 @@ def test_without_pwm_the_leds_switch_on_and_off(idle_loop: asyncio.AbstractEvent
     finally:
         factory.reset()
 
+
+
+def test_pin_factory_none_never_imports_gpiozero() -> None:
+    """A kiosk without a button or LED does not pay gpiozero's memory (about 2 MB)."""
+    code = ("import asyncio, sys\n"
+            "import swaramd.cli, swaramd.daemon\n"
+            "from swaramd.adapters.panel import NullPanel, open_panel\n"
+            "from swaramd.core.config import GpioConfig\n"
+            "panel = open_panel(GpioConfig(pin_factory='none'), asyncio.new_event_loop(), print)\n"
+            "assert isinstance(panel, NullPanel)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'gpiozero'))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
