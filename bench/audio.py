@@ -1,6 +1,6 @@
 """Benchmark of the full-duplex audio path on jackd's dummy driver (not a test).
 
-    .venv/bin/python bench/audio.py [--seconds 60] [--rate 24000] [--bare | --baseline]
+    .venv/bin/python bench/audio.py [--seconds 60] [--rate 24000] [--bare | --baseline] [--perf]
 
 Starts a private `jackd --no-realtime -d dummy -r RATE -p 480` (20 ms periods
 at 24 kHz), opens the PyAudio engine on the ALSA `jack` PCM, and for the given
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import compileall
 import json
 import os
 import signal
@@ -34,6 +35,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# Measure the daemon as installed: pip compiles its bytecode, but this checkout may have none
+# (PYTHONDONTWRITEBYTECODE), and compiling at import costs about 1.2 MB of private memory.
+compileall.compile_dir(ROOT / "swaramd", quiet=1)
 
 from swaramd.adapters.audio import AudioHealth, open_audio  # noqa: E402
 from swaramd.core.config import AudioConfig  # noqa: E402
@@ -56,6 +60,35 @@ def thread_cpu() -> dict[str, float]:
         fields = stat[stat.rindex(")") + 2:].split()
         out[f"{name}[{tid}]"] = (int(fields[11]) + int(fields[12])) / ticks
     return out
+
+
+class PerfCounters:
+    """`perf stat` attached to this process for the measured window (`--perf`)."""
+
+    EVENTS = "instructions:u,cycles:u"
+
+    def __init__(self, seconds: float) -> None:
+        import subprocess
+
+        self.proc = subprocess.Popen(
+            ["perf", "stat", "-x", ",", "-e", self.EVENTS, "-p", str(os.getpid()),
+             "--", "sleep", str(seconds)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def result(self, wall: float) -> str:
+        try:
+            _, err = self.proc.communicate(timeout=30)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait(5)
+            return "perf: no result"
+        counts = {}
+        for line in err.splitlines():
+            fields = line.split(",")
+            if len(fields) > 2 and fields[0].isdigit():
+                counts[fields[2]] = int(fields[0])
+        return ", ".join(f"{name} {value / wall * 60 / 1e9:.3f} G per audio minute"
+                         for name, value in counts.items()) or f"perf: {err.strip()[:200]}"
 
 
 def memory_kb() -> dict[str, int]:
@@ -114,7 +147,8 @@ def delta_messages() -> list[str]:
             for i in range(0, len(pcm) - n + 1, n)]
 
 
-async def run(seconds: float, rate: int, jack: Jackd, state_dir: Path, bare: bool) -> None:
+async def run(seconds: float, rate: int, jack: Jackd, state_dir: Path, bare: bool,
+              perf: bool) -> None:
     loop = asyncio.get_running_loop()
     cfg = AudioConfig(input_device="swaram_jack", output_device="swaram_jack",
                       frame_ms=FRAME_MS, volume=80)
@@ -167,6 +201,7 @@ async def run(seconds: float, rate: int, jack: Jackd, state_dir: Path, bare: boo
 
     # Let start-up settle, then measure a clean window.
     await asyncio.sleep(1.0)
+    counters_ = PerfCounters(seconds) if perf else None
     cpu0, wall0 = time.process_time(), time.monotonic()
     threads0 = thread_cpu()
     for t in (up_t, down_t, cap_t, ren_t, pump_t):
@@ -196,12 +231,14 @@ async def run(seconds: float, rate: int, jack: Jackd, state_dir: Path, bare: boo
           f"peak RSS {peak['VmRSS'] / 1024:.1f} MB of which shared memory "
           f"{peak['RssShmem'] / 1024:.1f} MB and file-backed {peak['RssFile'] / 1024:.1f} MB")
     print(f"frames sent: {sent[0]}; counters: {counters.as_dict()}")
+    if counters_ is not None:
+        print(f"perf: {counters_.result(wall)}")
     shares = sorted(((threads1[k] - threads0.get(k, 0.0), k) for k in threads1), reverse=True)
     print("CPU by thread, s per audio minute (10 ms ticks): " + ", ".join(
         f"{name} {used / wall * 60:.2f}" for used, name in shares if used > 0))
 
 
-def baseline(seconds: float) -> None:
+def baseline(seconds: float, perf: bool) -> None:
     """PyAudio alone on the same PCM: a duplex pair of callback streams doing nothing."""
     import pyaudio
 
@@ -222,6 +259,7 @@ def baseline(seconds: float) -> None:
                        input_device_index=index, frames_per_buffer=480, stream_callback=in_cb)]
     try:
         time.sleep(1.0)
+        counters = PerfCounters(seconds) if perf else None
         cpu0, wall0, peak = time.process_time(), time.monotonic(), memory_kb()
         while time.monotonic() - wall0 < seconds:
             time.sleep(1.0)
@@ -234,6 +272,8 @@ def baseline(seconds: float) -> None:
     print(f"baseline, PyAudio duplex alone: CPU {cpu:.3f} s over {wall:.1f} s = "
           f"{cpu / wall * 60:.3f} s per audio minute ({cpu / wall * 100:.2f} % of one core); "
           f"peak private memory (RssAnon) {peak['RssAnon'] / 1024:.1f} MB")
+    if counters is not None:
+        print(f"perf: {counters.result(wall)}")
 
 
 def main() -> int:
@@ -245,6 +285,10 @@ def main() -> int:
                         help="no timers in the callbacks and pump (a cleaner CPU figure)")
     parser.add_argument("--baseline", action="store_true",
                         help="PyAudio alone (trivial duplex callbacks) on the same rig, 24 kHz")
+    parser.add_argument("--perf", action="store_true",
+                        help="also count user-space instructions and cycles (perf stat) over "
+                             "the window: unlike CPU seconds, instructions do not vary with "
+                             "the machine's speed")
     args = parser.parse_args()
     # 480 frames: 20 ms at 24 kHz. At 48 kHz the jack PCM refuses 960-frame periods, so
     # jackd runs 10 ms periods there and PortAudio adapts them to the engine's 20 ms.
@@ -258,9 +302,9 @@ def main() -> int:
         jack.start()
         try:
             if args.baseline:
-                baseline(args.seconds)
+                baseline(args.seconds, args.perf)
             else:
-                asyncio.run(run(args.seconds, args.rate, jack, Path(tmp), args.bare))
+                asyncio.run(run(args.seconds, args.rate, jack, Path(tmp), args.bare, args.perf))
         finally:
             jack.stop()
     return 0
