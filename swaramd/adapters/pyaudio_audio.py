@@ -16,8 +16,8 @@ Rules this module keeps:
   API that refuses mono gets a stereo stream and the engine keeps the first
   channel itself. The speaker opens in stereo whenever the device has two
   channels and the engine writes the voice to both: many DACs (I2S HATs, USB
-  codecs) take stereo only, and PortAudio fills the channels it adds with
-  silence, which would leave the right speaker mute.
+  codecs) take stereo only, and a mono stream on them relies on whatever
+  the host API does with the channel it adds (it need not copy the voice).
 - A device that is missing, fails to open, stops calling back, or reports its
   stream inactive puts the engine in `audio_error`; the supervisor closes
   everything, waits `retry_delay_s`, and rescans (a fresh `Pa_Initialize`,

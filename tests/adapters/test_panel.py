@@ -396,7 +396,6 @@ def test_without_pwm_the_leds_switch_on_and_off(idle_loop: asyncio.AbstractEvent
         factory.reset()
 
 
-
 def test_pin_factory_none_never_imports_gpiozero() -> None:
     """A kiosk without a button or LED does not pay gpiozero's memory (about 2 MB)."""
     code = ("import asyncio, sys\n"
