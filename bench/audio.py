@@ -42,24 +42,15 @@ compileall.compile_dir(ROOT / "swaramd", quiet=1)
 from swaramd.adapters.audio import AudioHealth, open_audio  # noqa: E402
 from swaramd.core.config import AudioConfig  # noqa: E402
 from tests.adapters.alsa_rig import Jackd, jack_pcm, write_asoundrc  # noqa: E402
+from tests.support.procfs import memory_kb, threads_cpu_s  # noqa: E402
 
 FRAME_MS = 20
 
 
-def thread_cpu() -> dict[str, float]:
-    """CPU seconds (user + system) of each thread of this process, by thread name and id."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    out = {}
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/stat", encoding="ascii") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
-        out[f"{name}[{tid}]"] = (int(fields[11]) + int(fields[12])) / ticks
-    return out
+def cpu_line(cpu: float, wall: float) -> str:
+    """CPU seconds over a window, as seconds per audio minute and share of one core."""
+    return (f"{cpu:.3f} s over {wall:.1f} s = {cpu / wall * 60:.3f} s per audio minute "
+            f"({cpu / wall * 100:.2f} % of one core)")
 
 
 class PerfCounters:
@@ -89,17 +80,6 @@ class PerfCounters:
                 counts[fields[2]] = int(fields[0])
         return ", ".join(f"{name} {value / wall * 60 / 1e9:.3f} G per audio minute"
                          for name, value in counts.items()) or f"perf: {err.strip()[:200]}"
-
-
-def memory_kb() -> dict[str, int]:
-    """RssAnon, RssFile, RssShmem and VmRSS of this process, in kB."""
-    out = {}
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
-                out[key] = int(value.split()[0])
-    return out
 
 
 class Timings:
@@ -203,7 +183,7 @@ async def run(seconds: float, rate: int, jack: Jackd, state_dir: Path, bare: boo
     await asyncio.sleep(1.0)
     counters_ = PerfCounters(seconds) if perf else None
     cpu0, wall0 = time.process_time(), time.monotonic()
-    threads0 = thread_cpu()
+    threads0 = threads_cpu_s()
     for t in (up_t, down_t, cap_t, ren_t, pump_t):
         t.n = 0
     tasks = [asyncio.create_task(c()) for c in (uplink, downlink, sample_memory)]
@@ -214,14 +194,13 @@ async def run(seconds: float, rate: int, jack: Jackd, state_dir: Path, bare: boo
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
-    threads1 = thread_cpu()
+    threads1 = threads_cpu_s()
     counters = engine.counters()
     engine.stop()
 
     print(f"device: jackd dummy {rate} Hz, {jack.period}-frame periods; engine at "
           f"{engine.device_rates[0]}/{engine.device_rates[1]} Hz; measured {wall:.1f} s")
-    print(f"CPU: {cpu:.3f} s over {wall:.1f} s = {cpu / wall * 60:.3f} s per audio minute "
-          f"({cpu / wall * 100:.2f} % of one core)")
+    print(f"CPU: {cpu_line(cpu, wall)}")
     print(f"uplink pump per wake (ring -> resample -> frame -> backlog): {pump_t.summary()}")
     print(f"uplink per frame (backlog -> base64 -> JSON text): {up_t.summary()}")
     print(f"downlink per frame (JSON -> base64 -> resample -> ring): {down_t.summary()}")
@@ -269,8 +248,7 @@ def baseline(seconds: float, perf: bool) -> None:
         for stream in streams:
             stream.close()
         pa.terminate()
-    print(f"baseline, PyAudio duplex alone: CPU {cpu:.3f} s over {wall:.1f} s = "
-          f"{cpu / wall * 60:.3f} s per audio minute ({cpu / wall * 100:.2f} % of one core); "
+    print(f"baseline, PyAudio duplex alone: CPU {cpu_line(cpu, wall)}; "
           f"peak private memory (RssAnon) {peak['RssAnon'] / 1024:.1f} MB")
     if counters is not None:
         print(f"perf: {counters.result(wall)}")

@@ -67,6 +67,7 @@ from swaramd.core.config import parse_config  # noqa: E402
 from swaramd.core.events import AudioDelta, SpeechStarted  # noqa: E402
 from swaramd.daemon import Daemon  # noqa: E402
 from tests.adapters.alsa_rig import Jackd, jack_pcm, write_asoundrc  # noqa: E402
+from tests.support.procfs import cpu_s, memory_kb  # noqa: E402
 
 RATE, PERIOD, FRAME_MS, PREBUFFER_MS = 24_000, 480, 20, 80
 KEY = "swaram_bench_key_0123456789"
@@ -226,23 +227,6 @@ log: {{level: info}}
 """
 
 
-def proc_cpu_s(pid: int) -> float:
-    """utime + stime of every thread of `pid`, in seconds."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_memory_kb(pid: int) -> dict[str, int]:
-    out = {}
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
-                out[key] = int(value.split()[0])
-    return out
-
-
 # --- 1 and 3: the daemon as a child process ----------------------------------------------------
 
 
@@ -309,18 +293,18 @@ def measure_footprint(tmp: Path, minutes: float, service: Service) -> dict[str, 
         assert child.proc is not None
         pid = child.proc.pid
         time.sleep(2.0)                      # connected, session set up, first turn begun
-        peak = proc_memory_kb(pid)
+        peak = memory_kb(pid)
         appends0, replies0 = service.append_count, service.replies
-        cpu0, wall0 = proc_cpu_s(pid), time.monotonic()
+        cpu0, wall0 = cpu_s(pid), time.monotonic()
         end = wall0 + minutes * 60
         while (left := end - time.monotonic()) > 0:
             time.sleep(min(1.0, left))
             if child.proc.poll() is not None:
                 raise SystemExit(f"swaramd exited with {child.proc.returncode}; see "
                                  f"{child.log_path}")
-            for key, value in proc_memory_kb(pid).items():
+            for key, value in memory_kb(pid).items():
                 peak[key] = max(peak[key], value)
-        cpu, wall = proc_cpu_s(pid) - cpu0, time.monotonic() - wall0
+        cpu, wall = cpu_s(pid) - cpu0, time.monotonic() - wall0
     finally:
         child.stop()
     return {"cpu_s": cpu, "wall_s": wall, "rss_anon_mb": peak["RssAnon"] / 1024,

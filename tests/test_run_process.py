@@ -13,18 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from tests.daemon_rig import KEY, RATE, config_text, reply, tone
+from tests.support.procfs import rss_anon_kb
 from tests.support.service import FakeService, Peer
 from tests.support.wavfiles import write_wav
 
 ROOT = Path(__file__).resolve().parents[1]
 SOAK_S = float(os.environ.get("SWARAMD_SOAK_S", "60"))
 
-
-def rss_anon_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1])
-    raise AssertionError("no RssAnon")
 
 
 async def start(tmp: Path, url: str, **sections) -> asyncio.subprocess.Process:

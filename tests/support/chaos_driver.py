@@ -39,6 +39,7 @@ from swaramd.adapters.control import ControlError, query
 from swaramd.core.policy import STABLE_AFTER_S
 from tests.daemon_rig import KEY, RATE, config_text
 from tests.support.chaos_service import FAULTS, ChaosService, Connection
+from tests.support.procfs import rss_anon_kb
 from tests.support.wavfiles import write_wav
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,13 +218,6 @@ class ChaosResult:
                      f"{self.final_status.get('reconnects')}")
         return "\n".join(lines)
 
-
-def rss_anon_kb(pid: int) -> int:
-    """Private memory of process `pid` (kB), from /proc/PID/status."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1])
-    raise AssertionError("no RssAnon")
 
 
 async def _status(path: Path) -> dict[str, Any] | None:
