@@ -18,13 +18,20 @@ import uuid
 from pathlib import Path
 
 
-def file_pcm(name: str, *, infile: Path | None = None, outfile: Path | None = None) -> str:
+def file_pcm(name: str, *, infile: Path | None = None, outfile: Path | None = None,
+             slave: str = "{ type null }") -> str:
     """A `type file` PCM over a null slave (never call a PCM `null`: PortAudio hides it)."""
-    lines = [f"pcm.{name} {{", "    type file", "    slave.pcm { type null }",
+    lines = [f"pcm.{name} {{", "    type file", f"    slave.pcm {slave}",
              f'    file "{outfile or os.devnull}"', '    format "raw"']
     if infile is not None:
         lines.append(f'    infile "{infile}"')
     return "\n".join([*lines, "}"])
+
+
+# Two mono null PCMs bound as one: a `multi` fixes the channel count at its bindings.
+_STEREO_ONLY_SLAVE = ("{ type multi slaves.a.pcm { type null } slaves.a.channels 1 "
+                      "slaves.b.pcm { type null } slaves.b.channels 1 "
+                      "bindings.0 { slave a channel 0 } bindings.1 { slave b channel 0 } }")
 
 
 def stereo_only_file_pcm(name: str, *, infile: Path | None = None,
@@ -36,14 +43,7 @@ def stereo_only_file_pcm(name: str, *, infile: Path | None = None,
     The files hold interleaved stereo. Capture only: PortAudio's callback streams never
     get a playback period from a `multi` of null PCMs (they do from `aplay`).
     """
-    lines = [f"pcm.{name} {{", "    type file", "    slave.pcm {", "        type multi",
-             "        slaves.a.pcm { type null }", "        slaves.a.channels 1",
-             "        slaves.b.pcm { type null }", "        slaves.b.channels 1",
-             "        bindings.0 { slave a channel 0 }", "        bindings.1 { slave b channel 0 }",
-             "    }", f'    file "{outfile or os.devnull}"', '    format "raw"']
-    if infile is not None:
-        lines.append(f'    infile "{infile}"')
-    return "\n".join([*lines, "}"])
+    return file_pcm(name, infile=infile, outfile=outfile, slave=_STEREO_ONLY_SLAVE)
 
 
 def jack_pcm(name: str, *, stereo: bool = False) -> str:
