@@ -11,6 +11,11 @@ Rules this module keeps:
   never waits on PortAudio except in `stop()`, which is bounded.
 - Streams open at the wire rate (24 kHz) when the device takes it, else at a
   rate it does take, and the engine resamples with soxr.
+- A microphone and speaker on one card at one rate (a USB speakerphone, a
+  codec HAT) run as one duplex stream: one clock, one PortAudio thread and
+  one callback per period, where two streams cost twice the wake-ups. Two
+  cards have two clocks and get two streams, so neither drifts against the
+  other inside one callback.
 - Channels: the microphone opens in mono. On a stereo-only microphone
   PortAudio's ALSA host opens both channels and hands us the first; a host
   API that refuses mono gets a stereo stream and the engine keeps the first
@@ -59,9 +64,15 @@ class PyAudioEngine(AudioEngine):
         self._streams: list[Any] = []
         self._in_channels = 1
         self._out_channels = 1
+        self._duplex = False
         self._out_buf = np.zeros(0, dtype=np.int16)
         self._out_mono = self._out_buf
         self._out_frames = self._out_buf.reshape(0, 1)
+
+    @property
+    def duplex(self) -> bool:
+        """Whether the devices run as one duplex stream (microphone and speaker on one card)."""
+        return self._duplex
 
     # --- supervisor thread ---------------------------------------------------
 
@@ -102,6 +113,12 @@ class PyAudioEngine(AudioEngine):
         dev_out = find_device(devices, self.cfg.output_device, "output", _default(pa, "output"))
         in_rate, self._in_channels = self._choose_format(pa, dev_in, "input")
         out_rate, self._out_channels = self._choose_format(pa, dev_out, "output")
+        duplex = dev_in.index == dev_out.index and in_rate == out_rate and (
+            self._in_channels == self._out_channels
+            or self._takes_duplex(pa, dev_in, out_rate, self._out_channels))
+        if duplex:
+            self._in_channels = self._out_channels
+        self._duplex = duplex
         in_period = in_rate * self.cfg.frame_ms // 1000
         out_period = out_rate * self.cfg.frame_ms // 1000
         ch = self._out_channels
@@ -109,22 +126,34 @@ class PyAudioEngine(AudioEngine):
         self._out_frames = self._out_buf.reshape(out_period, ch)
         self._out_mono = self._out_buf if ch == 1 else np.zeros(out_period, dtype=np.int16)
         with quiet_alsa():
-            out_stream = pa.open(rate=out_rate, channels=ch, format=pyaudio.paInt16,
-                                 output=True, output_device_index=dev_out.index,
-                                 frames_per_buffer=out_period, start=False,
-                                 stream_callback=self._output_callback)
-            self._streams.append(out_stream)
-            in_stream = pa.open(rate=in_rate, channels=self._in_channels,
-                                format=pyaudio.paInt16, input=True,
-                                input_device_index=dev_in.index, frames_per_buffer=in_period,
-                                start=False, stream_callback=self._input_callback)
-            self._streams.append(in_stream)
+            if duplex:
+                # One device both ways (a USB speakerphone, a codec HAT): one duplex stream,
+                # one clock, one callback and one PortAudio thread per period instead of two.
+                out_stream = in_stream = pa.open(
+                    rate=out_rate, channels=ch, format=pyaudio.paInt16, input=True,
+                    output=True, input_device_index=dev_in.index,
+                    output_device_index=dev_out.index, frames_per_buffer=out_period,
+                    start=False, stream_callback=self._duplex_callback)
+                self._streams.append(out_stream)
+            else:
+                out_stream = pa.open(rate=out_rate, channels=ch, format=pyaudio.paInt16,
+                                     output=True, output_device_index=dev_out.index,
+                                     frames_per_buffer=out_period, start=False,
+                                     stream_callback=self._output_callback)
+                self._streams.append(out_stream)
+                in_stream = pa.open(rate=in_rate, channels=self._in_channels,
+                                    format=pyaudio.paInt16, input=True,
+                                    input_device_index=dev_in.index,
+                                    frames_per_buffer=in_period, start=False,
+                                    stream_callback=self._input_callback)
+                self._streams.append(in_stream)
         self._prepare_device(in_rate, out_rate, out_period, out_stream.get_output_latency())
         self._last_capture = self._last_render = time.monotonic()
-        out_stream.start_stream()
-        in_stream.start_stream()
-        log.info("audio open: in %r at %d Hz x%d, out %r at %d Hz x%d", dev_in.name, in_rate,
-                 self._in_channels, dev_out.name, out_rate, ch)
+        for stream in self._streams:
+            stream.start_stream()
+        log.info("audio open: in %r at %d Hz x%d, out %r at %d Hz x%d%s", dev_in.name, in_rate,
+                 self._in_channels, dev_out.name, out_rate, ch,
+                 " (one duplex stream)" if duplex else "")
 
     def _choose_format(self, pa: Any, dev: AudioDevice, direction: Direction) -> tuple[int, int]:
         """The first (rate, channels) the device takes: 24 kHz if it can; mono in, stereo out."""
@@ -146,6 +175,17 @@ class PyAudioEngine(AudioEngine):
                     continue
         raise AudioDeviceError(f"{direction} device {dev.name!r} takes none of the rates "
                                f"{', '.join(map(str, dict.fromkeys(rates)))} in 16-bit")
+
+    def _takes_duplex(self, pa: Any, dev: AudioDevice, rate: int, channels: int) -> bool:
+        """Whether the device takes `channels` both ways at `rate` (one duplex stream)."""
+        try:
+            with quiet_alsa():
+                return bool(pa.is_format_supported(
+                    rate, input_device=dev.index, input_channels=channels,
+                    input_format=pyaudio.paInt16, output_device=dev.index,
+                    output_channels=channels, output_format=pyaudio.paInt16))
+        except ValueError:
+            return False
 
     def _wait_retry(self) -> None:
         """Wait `retry_delay_s` before the next attempt (interruptible), beating meanwhile."""
@@ -211,6 +251,11 @@ class PyAudioEngine(AudioEngine):
         if self._out_channels > 1:
             np.copyto(self._out_frames, mono[:, None])
         return self._out_buf, pyaudio.paContinue
+
+    def _duplex_callback(self, in_data: bytes | None, frame_count: int, time_info: Any,
+                         status: int) -> tuple[Any, int]:
+        self._input_callback(in_data, frame_count, time_info, status)
+        return self._output_callback(None, frame_count, time_info, status)
 
 
 def _default(pa: Any, direction: Direction) -> int | None:

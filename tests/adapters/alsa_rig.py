@@ -4,6 +4,7 @@
   null` slave (capture reads an `infile`, playback writes a file; as fast as
   the CPU), and/or `type jack` PCMs for real-time pacing.
 - `stereo_only_file_pcm`: the same, but a device that refuses mono.
+- `card_pcm`: one device both ways (capture from a file, playback to another).
 - `Jackd`: a private `jackd --no-realtime -d dummy` the test starts and stops
   itself, by pid, with a unique server name so parallel runs never meet.
 """
@@ -21,7 +22,19 @@ from pathlib import Path
 def file_pcm(name: str, *, infile: Path | None = None, outfile: Path | None = None,
              slave: str = "{ type null }") -> str:
     """A `type file` PCM over a null slave (never call a PCM `null`: PortAudio hides it)."""
-    lines = [f"pcm.{name} {{", "    type file", f"    slave.pcm {slave}",
+    return f"pcm.{name} {_file_body(infile, outfile, slave)}"
+
+
+def card_pcm(name: str, *, infile: Path, outfile: Path) -> str:
+    """One card both ways, like a USB speakerphone: an `asym` of a capture `file` PCM that
+    reads `infile` and a playback one that writes `outfile` (a `file` PCM also records
+    what it captures, so the two directions need a PCM each to keep the files apart)."""
+    return (f"pcm.{name} {{\n    type asym\n    capture.pcm {_file_body(infile, None)}\n"
+            f"    playback.pcm {_file_body(None, outfile)}\n}}")
+
+
+def _file_body(infile: Path | None, outfile: Path | None, slave: str = "{ type null }") -> str:
+    lines = ["{", "    type file", f"    slave.pcm {slave}",
              f'    file "{outfile or os.devnull}"', '    format "raw"']
     if infile is not None:
         lines.append(f'    infile "{infile}"')

@@ -22,6 +22,7 @@ from swaramd.adapters.pyaudio_audio import PyAudioEngine
 from swaramd.core.config import AudioConfig
 from tests.adapters.alsa_rig import (
     Jackd,
+    card_pcm,
     file_pcm,
     jack_pcm,
     stereo_only_file_pcm,
@@ -89,6 +90,7 @@ async def test_capture_is_byte_exact_at_24k(alsa_env: pytest.MonkeyPatch, tmp_pa
     try:
         assert await engine.start() is AudioHealth.OK
         assert engine.device_rates == (24_000, 24_000)
+        assert not engine.duplex                     # two devices: two streams
         got = await take_samples(engine, len(signal))
         assert np.array_equal(got, signal)
     finally:
@@ -144,6 +146,45 @@ async def test_playback_lands_byte_exact_in_the_file(alsa_env: pytest.MonkeyPatc
     assert np.array_equal(played[:, 0], played[:, 1])        # the voice on both channels
     left = played[:, 0]
     assert np.array_equal(left[left != 0], deltas)
+
+
+async def test_one_card_both_ways_is_one_duplex_stream_byte_exact(
+        alsa_env: pytest.MonkeyPatch, tmp_path: Path, fifo: tuple[Path, int]) -> None:
+    """Microphone and speaker on one card: one duplex stream, in stereo (the speaker
+    prefers it), so the capture side keeps the first channel; both ways byte-exact."""
+    path, fd = fifo
+    out = tmp_path / "card.raw"
+    left = ((np.arange(12_000) * 7) % 20_000 - 10_000).astype("<i2")     # 0.5 s, no zeros
+    left[left == 0] = 1
+    stereo = np.empty(2 * len(left), dtype="<i2")
+    stereo[0::2], stereo[1::2] = left, -3                               # the right differs
+    conf = write_asoundrc(tmp_path / "asound.conf",
+                          card_pcm("swaram_card", infile=path, outfile=out))
+    alsa_env.setenv("ALSA_CONFIG_PATH", str(conf))
+    cfg = AudioConfig(input_device="swaram_card", output_device="swaram_card", volume=100)
+    engine, _ = make_engine(cfg, tmp_path, EngineTuning(stall_timeout_s=30.0))
+    deltas = ((np.arange(9_600) * 13) % 30_000 + 1).astype("<i2")       # never silent
+    # The reply is queued first: a duplex stream on a file PCM runs only while the
+    # capture infile has data, as fast as the CPU, so both directions move together.
+    for chunk in np.split(deltas, 20):
+        engine.play(chunk.tobytes(), "resp_1")
+    engine.end_response("resp_1")
+    os.write(fd, stereo.tobytes())
+    try:
+        assert await engine.start() is AudioHealth.OK
+        assert engine.duplex
+        assert engine.device_rates == (24_000, 24_000)
+        got = await take_samples(engine, len(left))
+        async with asyncio.timeout(10):
+            await engine.wait_drained()
+        assert engine.delivered_samples("resp_1") == len(deltas)
+    finally:
+        end_of_input(fd)
+        engine.stop()
+    assert np.array_equal(got, left)
+    played = np.fromfile(out, dtype="<i2").reshape(-1, 2)
+    assert np.array_equal(played[:, 0], played[:, 1])
+    assert np.array_equal(played[played[:, 0] != 0, 0], deltas)
 
 
 async def test_a_stereo_only_microphone_gives_its_first_channel(
@@ -229,6 +270,7 @@ async def test_realtime_at_24k(alsa_env: pytest.MonkeyPatch, jackd24: Jackd,
     try:
         assert await engine.start() is AudioHealth.OK
         assert engine.device_rates == (24_000, 24_000)
+        assert engine.duplex                         # one card both ways: one stream
         await check_realtime(engine)
     finally:
         engine.stop()
@@ -240,6 +282,7 @@ async def test_realtime_48k_device_through_soxr(alsa_env: pytest.MonkeyPatch, ja
     try:
         assert await engine.start() is AudioHealth.OK
         assert engine.device_rates == (48_000, 48_000)
+        assert engine.duplex
         await check_realtime(engine)
     finally:
         engine.stop()
