@@ -7,10 +7,14 @@ at 24 kHz), opens the PyAudio engine on the ALSA `jack` PCM, and for the given
 time runs both directions the way the daemon does:
 
 - uplink:   capture -> ring -> frame -> base64 -> `input_audio_buffer.append` JSON
-- downlink: `response.output_audio.delta` JSON every 20 ms -> decode -> base64
-            decode -> resample (when the device is not at 24 kHz) -> ring -> device
+            (the daemon's own `protocol.audio_append_text`)
+- downlink: `response.output_audio.delta` JSON every 20 ms -> `protocol.decode` (JSON,
+            checked base64) -> resample (when the device is not at 24 kHz) -> ring -> device
 
-It prints CPU seconds per audio minute (all threads of the process), the
+The measured process is a child that imports only what the audio path needs; the
+parent parses the arguments, compiles the bytecode, writes the ALSA config and runs
+jackd, so none of that is counted. It prints CPU seconds per audio minute (all
+threads of the measured process), the
 per-frame processing time on the loop (p50/p99, each direction), the time spent
 in the device callbacks (p50/p99), and peak private memory (RssAnon: RSS
 without file-backed and shared mappings such as JACK's shared segment).
@@ -19,15 +23,14 @@ Method and recorded figures: docs/performance.md.
 
 from __future__ import annotations
 
-import argparse
+# The measured process imports only what the audio path needs: argument parsing, jackd,
+# the ALSA config and the bytecode compile live in the parent (see main()).
 import asyncio
 import base64
-import compileall
 import json
 import os
-import signal
 import sys
-import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -35,28 +38,29 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-# Measure the daemon as installed: pip compiles its bytecode, but this checkout may have none
-# (PYTHONDONTWRITEBYTECODE), and compiling at import costs about 1.2 MB of private memory.
-compileall.compile_dir(ROOT / "swaramd", quiet=1)
 
 from swaramd.adapters.audio import AudioHealth, open_audio  # noqa: E402
+from swaramd.core import protocol  # noqa: E402
 from swaramd.core.config import AudioConfig  # noqa: E402
-from tests.adapters.alsa_rig import Jackd, jack_pcm, write_asoundrc  # noqa: E402
+from swaramd.core.events import AudioDelta  # noqa: E402
 from tests.support.procfs import memory_kb, threads_cpu_s  # noqa: E402
 
 FRAME_MS = 20
 
 
-def cpu_line(cpu: float, wall: float) -> str:
+def cpu_line(times0: os.times_result, times1: os.times_result, wall: float) -> str:
     """CPU seconds over a window, as seconds per audio minute and share of one core."""
+    user, system = times1.user - times0.user, times1.system - times0.system
+    cpu = user + system
     return (f"{cpu:.3f} s over {wall:.1f} s = {cpu / wall * 60:.3f} s per audio minute "
-            f"({cpu / wall * 100:.2f} % of one core)")
+            f"({cpu / wall * 100:.2f} % of one core; user {user / wall * 60:.3f}, "
+            f"system {system / wall * 60:.3f})")
 
 
 class PerfCounters:
     """`perf stat` attached to this process for the measured window (`--perf`)."""
 
-    EVENTS = "instructions:u,cycles:u"
+    EVENTS = "instructions:u,cycles:u,context-switches,cpu-migrations"
 
     def __init__(self, seconds: float) -> None:
         import subprocess
@@ -78,8 +82,10 @@ class PerfCounters:
             fields = line.split(",")
             if len(fields) > 2 and fields[0].isdigit():
                 counts[fields[2]] = int(fields[0])
-        return ", ".join(f"{name} {value / wall * 60 / 1e9:.3f} G per audio minute"
-                         for name, value in counts.items()) or f"perf: {err.strip()[:200]}"
+        return ", ".join(
+            f"{name} {value / wall * 60 / 1e9:.3f} G" if name.endswith(":u")
+            else f"{name} {value / wall * 60:.0f}" for name, value in counts.items()
+        ) + " per audio minute" if counts else f"perf: {err.strip()[:200]}"
 
 
 class Timings:
@@ -127,7 +133,7 @@ def delta_messages() -> list[str]:
             for i in range(0, len(pcm) - n + 1, n)]
 
 
-async def run(seconds: float, rate: int, jack: Jackd, state_dir: Path, bare: bool,
+async def run(seconds: float, rate: int, period: int, state_dir: Path, bare: bool,
               perf: bool) -> None:
     loop = asyncio.get_running_loop()
     cfg = AudioConfig(input_device="swaram_jack", output_device="swaram_jack",
@@ -141,6 +147,7 @@ async def run(seconds: float, rate: int, jack: Jackd, state_dir: Path, bare: boo
         engine._on_render = timed(engine._on_render, ren_t)  # type: ignore[method-assign]
     if await engine.start() is not AudioHealth.OK:
         raise SystemExit(f"audio did not open: {engine.health_reason}")
+    supervisor_tid = engine._thread.native_id if engine._thread else None
     messages = delta_messages() * 5         # a 5 s reply, repeated with 1 s pauses
     sent = [0]
     peak = memory_kb()
@@ -149,8 +156,7 @@ async def run(seconds: float, rate: int, jack: Jackd, state_dir: Path, bare: boo
         while True:
             frame = await engine.next_frame()
             t = time.perf_counter()
-            text = json.dumps({"type": "input_audio_buffer.append",
-                               "audio": base64.b64encode(frame).decode("ascii")})
+            text = protocol.audio_append_text(frame)
             up_t.add(time.perf_counter() - t)
             sent[0] += len(text) > 0
 
@@ -165,8 +171,9 @@ async def run(seconds: float, rate: int, jack: Jackd, state_dir: Path, bare: boo
                 due += period
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
                 t = time.perf_counter()
-                event = json.loads(text)
-                engine.play(base64.b64decode(event["delta"]), rid)
+                event = protocol.decode(text)
+                assert isinstance(event, AudioDelta)
+                engine.play(event.pcm, rid)
                 down_t.add(time.perf_counter() - t)
             engine.end_response(rid)
             due += 1.0
@@ -182,7 +189,7 @@ async def run(seconds: float, rate: int, jack: Jackd, state_dir: Path, bare: boo
     # Let start-up settle, then measure a clean window.
     await asyncio.sleep(1.0)
     counters_ = PerfCounters(seconds) if perf else None
-    cpu0, wall0 = time.process_time(), time.monotonic()
+    cpu0, wall0 = os.times(), time.monotonic()
     threads0 = threads_cpu_s()
     for t in (up_t, down_t, cap_t, ren_t, pump_t):
         t.n = 0
@@ -193,14 +200,14 @@ async def run(seconds: float, rate: int, jack: Jackd, state_dir: Path, bare: boo
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    cpu1, wall = os.times(), time.monotonic() - wall0
     threads1 = threads_cpu_s()
     counters = engine.counters()
     engine.stop()
 
-    print(f"device: jackd dummy {rate} Hz, {jack.period}-frame periods; engine at "
+    print(f"device: jackd dummy {rate} Hz, {period}-frame periods; engine at "
           f"{engine.device_rates[0]}/{engine.device_rates[1]} Hz; measured {wall:.1f} s")
-    print(f"CPU: {cpu_line(cpu, wall)}")
+    print(f"CPU: {cpu_line(cpu0, cpu1, wall)}")
     print(f"uplink pump per wake (ring -> resample -> frame -> backlog): {pump_t.summary()}")
     print(f"uplink per frame (backlog -> base64 -> JSON text): {up_t.summary()}")
     print(f"downlink per frame (JSON -> base64 -> resample -> ring): {down_t.summary()}")
@@ -212,13 +219,17 @@ async def run(seconds: float, rate: int, jack: Jackd, state_dir: Path, bare: boo
     print(f"frames sent: {sent[0]}; counters: {counters.as_dict()}")
     if counters_ is not None:
         print(f"perf: {counters_.result(wall)}")
+    known = {f"[{threading.main_thread().native_id}]": "loop",
+             f"[{supervisor_tid}]": "audio supervisor"}
     shares = sorted(((threads1[k] - threads0.get(k, 0.0), k) for k in threads1), reverse=True)
-    print("CPU by thread, s per audio minute (10 ms ticks): " + ", ".join(
-        f"{name} {used / wall * 60:.2f}" for used, name in shares if used > 0))
+    print("CPU by thread, s per audio minute (10 ms ticks; unnamed ones are PortAudio's and "
+          "JACK's): " + ", ".join(f"{known.get(name[name.index('['):], name)} "
+                                  f"{used / wall * 60:.2f}" for used, name in shares if used > 0))
 
 
 def baseline(seconds: float, perf: bool) -> None:
-    """PyAudio alone on the same PCM: a duplex pair of callback streams doing nothing."""
+    """PyAudio alone on the same PCM, opened as the engine opens it (one duplex stream, as
+    for any card that does both ways at one rate), with a callback that does nothing."""
     import pyaudio
 
     pa = pyaudio.PyAudio()
@@ -226,67 +237,93 @@ def baseline(seconds: float, perf: bool) -> None:
                  if pa.get_device_info_by_index(i)["name"] == "swaram_jack")
     silence = bytes(2 * 480)
 
-    def out_cb(_in, _n, _t, _s):  # type: ignore[no-untyped-def]
+    def callback(_in, _n, _t, _s):  # type: ignore[no-untyped-def]
         return silence, pyaudio.paContinue
 
-    def in_cb(_in, _n, _t, _s):  # type: ignore[no-untyped-def]
-        return None, pyaudio.paContinue
-
-    streams = [pa.open(rate=24_000, channels=1, format=pyaudio.paInt16, output=True,
-                       output_device_index=index, frames_per_buffer=480, stream_callback=out_cb),
-               pa.open(rate=24_000, channels=1, format=pyaudio.paInt16, input=True,
-                       input_device_index=index, frames_per_buffer=480, stream_callback=in_cb)]
+    streams = [pa.open(rate=24_000, channels=1, format=pyaudio.paInt16, input=True,
+                       output=True, input_device_index=index, output_device_index=index,
+                       frames_per_buffer=480, stream_callback=callback)]
     try:
         time.sleep(1.0)
         counters = PerfCounters(seconds) if perf else None
-        cpu0, wall0, peak = time.process_time(), time.monotonic(), memory_kb()
+        cpu0, wall0, peak = os.times(), time.monotonic(), memory_kb()
         while time.monotonic() - wall0 < seconds:
             time.sleep(1.0)
             peak = {k: max(v, peak[k]) for k, v in memory_kb().items()}
-        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+        cpu1, wall = os.times(), time.monotonic() - wall0
     finally:
         for stream in streams:
             stream.close()
         pa.terminate()
-    print(f"baseline, PyAudio duplex alone: CPU {cpu_line(cpu, wall)}; "
+    print(f"baseline, PyAudio duplex stream alone: CPU {cpu_line(cpu0, cpu1, wall)}; "
           f"peak private memory (RssAnon) {peak['RssAnon'] / 1024:.1f} MB")
     if counters is not None:
         print(f"perf: {counters.result(wall)}")
 
 
+def child(argv: list[str]) -> int:
+    """The measured process: `--child MODE SECONDS RATE PERIOD STATE_DIR BARE PERF`."""
+    mode, seconds, rate, period, state_dir, bare, perf = argv
+    if mode == "baseline":
+        baseline(float(seconds), perf == "1")
+    else:
+        asyncio.run(run(float(seconds), int(rate), int(period), Path(state_dir), bare == "1",
+                        perf == "1"))
+    return 0
+
+
 def main() -> int:
-    """Run the benchmark on a private jackd, stopped by pid at the end."""
+    """Run the benchmark in a child process on a private jackd, both stopped by pid."""
+    import argparse
+    import compileall
+    import signal
+    import subprocess
+    import tempfile
+
+    from tests.adapters.alsa_rig import Jackd, jack_pcm, write_asoundrc
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=int, default=24_000, help="jackd's (the device's) rate")
     parser.add_argument("--bare", action="store_true",
                         help="no timers in the callbacks and pump (a cleaner CPU figure)")
     parser.add_argument("--baseline", action="store_true",
-                        help="PyAudio alone (trivial duplex callbacks) on the same rig, 24 kHz")
+                        help="PyAudio alone (one duplex stream, a callback that does nothing) "
+                             "on the same rig, 24 kHz")
     parser.add_argument("--perf", action="store_true",
                         help="also count user-space instructions and cycles (perf stat) over "
                              "the window: unlike CPU seconds, instructions do not vary with "
                              "the machine's speed")
     args = parser.parse_args()
+    # Measure the daemon as installed: pip compiles its bytecode, but this checkout may have
+    # none (PYTHONDONTWRITEBYTECODE), and compiling at import costs about 1.2 MB.
+    compileall.compile_dir(ROOT / "swaramd", quiet=1)
     # 480 frames: 20 ms at 24 kHz. At 48 kHz the jack PCM refuses 960-frame periods, so
     # jackd runs 10 ms periods there and PortAudio adapts them to the engine's 20 ms.
     jack = Jackd(args.rate, 480)
-    # A SIGTERM ends the run through the `finally` below, so jackd is stopped too.
+    # A SIGTERM ends the run through the `finally` below, so jackd and the child stop too.
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="swaramd-bench-") as tmp:
-        os.environ.update(jack.env)
-        os.environ["ALSA_CONFIG_PATH"] = str(write_asoundrc(Path(tmp) / "asound.conf",
-                                                            jack_pcm("swaram_jack")))
+        env = {**os.environ, **jack.env, "ALSA_CONFIG_PATH": str(write_asoundrc(
+            Path(tmp) / "asound.conf", jack_pcm("swaram_jack")))}
         jack.start()
+        proc: subprocess.Popen[bytes] | None = None
         try:
-            if args.baseline:
-                baseline(args.seconds, args.perf)
-            else:
-                asyncio.run(run(args.seconds, args.rate, jack, Path(tmp), args.bare, args.perf))
+            proc = subprocess.Popen(
+                [sys.executable, __file__, "--child",
+                 "baseline" if args.baseline else "engine", str(args.seconds), str(args.rate),
+                 str(jack.period), tmp, str(int(args.bare)), str(int(args.perf))], env=env)
+            return proc.wait(timeout=args.seconds + 120)
         finally:
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
             jack.stop()
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(child(sys.argv[2:]) if sys.argv[1:2] == ["--child"] else main())
