@@ -14,10 +14,10 @@ time runs both directions the way the daemon does:
 The measured process is a child that imports only what the audio path needs; the
 parent parses the arguments, compiles the bytecode, writes the ALSA config and runs
 jackd, so none of that is counted. It prints CPU seconds per audio minute (all
-threads of the measured process), the
-per-frame processing time on the loop (p50/p99, each direction), the time spent
-in the device callbacks (p50/p99), and peak private memory (RssAnon: RSS
-without file-backed and shared mappings such as JACK's shared segment).
+threads of the measured process), the per-frame processing time on the loop
+(p50/p99, each direction), the time spent in the device callbacks (p50/p99), and
+peak private memory (RssAnon: RSS without file-backed and shared mappings such as
+JACK's shared segment).
 Method and recorded figures: docs/performance.md.
 """
 
