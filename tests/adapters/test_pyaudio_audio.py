@@ -73,14 +73,40 @@ def end_of_input(fd: int) -> None:
     os.close(fd)
 
 
+def known_signal() -> np.ndarray:
+    """0.5 s of 24 kHz capture with no zero sample, so nothing in it passes for silence."""
+    signal = ((np.arange(12_000) * 7) % 20_000 - 10_000).astype("<i2")
+    signal[signal == 0] = 1
+    return signal
+
+
+def with_other_right(left: np.ndarray) -> np.ndarray:
+    """Interleaved stereo whose right channel differs from `left`."""
+    stereo = np.empty(2 * len(left), dtype="<i2")
+    stereo[0::2], stereo[1::2] = left, -3
+    return stereo
+
+
+def known_deltas() -> np.ndarray:
+    """0.4 s of reply audio that is never silent."""
+    return ((np.arange(9_600) * 13) % 30_000 + 1).astype("<i2")
+
+
+def assert_played_on_both_channels(out: Path, deltas: np.ndarray) -> None:
+    """The stereo speaker file holds the voice on both channels, exactly, between silences."""
+    played = np.fromfile(out, dtype="<i2").reshape(-1, 2)
+    assert np.array_equal(played[:, 0], played[:, 1])
+    left = played[:, 0]
+    assert np.array_equal(left[left != 0], deltas)
+
+
 # --- byte-exact, through type file PCMs ---------------------------------------------
 
 
 async def test_capture_is_byte_exact_at_24k(alsa_env: pytest.MonkeyPatch, tmp_path: Path,
                                             fifo: tuple[Path, int]) -> None:
     path, fd = fifo
-    signal = ((np.arange(12_000) * 7) % 20_000 - 10_000).astype("<i2")   # 0.5 s, no zeros
-    signal[signal == 0] = 1
+    signal = known_signal()
     os.write(fd, signal.tobytes())
     conf = write_asoundrc(tmp_path / "asound.conf", file_pcm("swaram_mic", infile=path),
                           file_pcm("swaram_spk", outfile=tmp_path / "spk.raw"))
@@ -131,7 +157,7 @@ async def test_playback_lands_byte_exact_in_the_file(alsa_env: pytest.MonkeyPatc
     alsa_env.setenv("ALSA_CONFIG_PATH", str(conf))
     cfg = AudioConfig(input_device="swaram_mic", output_device="swaram_spk", volume=100)
     engine, _ = make_engine(cfg, tmp_path)
-    deltas = ((np.arange(9_600) * 13) % 30_000 + 1).astype("<i2")       # never silent
+    deltas = known_deltas()
     try:
         assert await engine.start() is AudioHealth.OK
         for chunk in np.split(deltas, 20):
@@ -142,10 +168,7 @@ async def test_playback_lands_byte_exact_in_the_file(alsa_env: pytest.MonkeyPatc
         assert engine.delivered_samples("resp_1") == len(deltas)
     finally:
         engine.stop()
-    played = np.fromfile(out, dtype="<i2").reshape(-1, 2)   # a stereo speaker opens in stereo
-    assert np.array_equal(played[:, 0], played[:, 1])        # the voice on both channels
-    left = played[:, 0]
-    assert np.array_equal(left[left != 0], deltas)
+    assert_played_on_both_channels(out, deltas)      # a stereo speaker opens in stereo
 
 
 async def test_one_card_both_ways_is_one_duplex_stream_byte_exact(
@@ -154,16 +177,14 @@ async def test_one_card_both_ways_is_one_duplex_stream_byte_exact(
     prefers it), so the capture side keeps the first channel; both ways byte-exact."""
     path, fd = fifo
     out = tmp_path / "card.raw"
-    left = ((np.arange(12_000) * 7) % 20_000 - 10_000).astype("<i2")     # 0.5 s, no zeros
-    left[left == 0] = 1
-    stereo = np.empty(2 * len(left), dtype="<i2")
-    stereo[0::2], stereo[1::2] = left, -3                               # the right differs
+    left = known_signal()
+    stereo = with_other_right(left)
     conf = write_asoundrc(tmp_path / "asound.conf",
                           card_pcm("swaram_card", infile=path, outfile=out))
     alsa_env.setenv("ALSA_CONFIG_PATH", str(conf))
     cfg = AudioConfig(input_device="swaram_card", output_device="swaram_card", volume=100)
     engine, _ = make_engine(cfg, tmp_path, EngineTuning(stall_timeout_s=30.0))
-    deltas = ((np.arange(9_600) * 13) % 30_000 + 1).astype("<i2")       # never silent
+    deltas = known_deltas()
     # The reply is queued first: a duplex stream on a file PCM runs only while the
     # capture infile has data, as fast as the CPU, so both directions move together.
     for chunk in np.split(deltas, 20):
@@ -182,18 +203,14 @@ async def test_one_card_both_ways_is_one_duplex_stream_byte_exact(
         end_of_input(fd)
         engine.stop()
     assert np.array_equal(got, left)
-    played = np.fromfile(out, dtype="<i2").reshape(-1, 2)
-    assert np.array_equal(played[:, 0], played[:, 1])
-    assert np.array_equal(played[played[:, 0] != 0, 0], deltas)
+    assert_played_on_both_channels(out, deltas)
 
 
 async def test_a_stereo_only_microphone_gives_its_first_channel(
         alsa_env: pytest.MonkeyPatch, tmp_path: Path, fifo: tuple[Path, int]) -> None:
     path, fd = fifo
-    left = ((np.arange(12_000) * 7) % 20_000 - 10_000).astype("<i2")     # 0.5 s, no zeros
-    left[left == 0] = 1
-    stereo = np.empty(2 * len(left), dtype="<i2")
-    stereo[0::2], stereo[1::2] = left, -3                               # the right differs
+    left = known_signal()
+    stereo = with_other_right(left)
     os.write(fd, stereo.tobytes())
     conf = write_asoundrc(tmp_path / "asound.conf", stereo_only_file_pcm("usb_mic", infile=path),
                           file_pcm("swaram_spk"))

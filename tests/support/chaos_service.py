@@ -161,6 +161,14 @@ class _Peer:
         if not ok:
             self.conn.problems.append(f"the microphone did not carry on after {what}")
 
+    async def expect_daemon_close(self, what: str) -> None:
+        """The daemon must close the connection itself within 5 s after `what`."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await self.ws.wait_closed()
+        if self.ws.close_code is None:
+            self.conn.problems.append(f"the daemon did not close after {what}")
+
     async def close(self, code: int, reason: str = "") -> None:
         self.conn.t_fault = time.monotonic()
         with contextlib.suppress(TimeoutError):
@@ -348,22 +356,14 @@ async def _oversized(peer: _Peer) -> None:
     with contextlib.suppress(ConnectionClosed, TimeoutError):
         async with asyncio.timeout(10):
             await peer.send(_OVERSIZED)
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(5):
-            await peer.ws.wait_closed()
-    if peer.ws.close_code is None:
-        peer.conn.problems.append("the daemon did not close after an oversized frame")
+    await peer.expect_daemon_close("an oversized frame")
 
 
 async def _server_error(peer: _Peer) -> None:
     """`error` with code server_error: the daemon must close and come back with a backoff."""
     peer.conn.t_fault = time.monotonic()
     await peer.error("server_error", "The server had an error (chaos)")
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(5):
-            await peer.ws.wait_closed()
-    if peer.ws.close_code is None:
-        peer.conn.problems.append("the daemon did not close after server_error")
+    await peer.expect_daemon_close("server_error")
 
 
 async def _malformed(peer: _Peer) -> None:
