@@ -43,7 +43,7 @@ from swaramd.adapters.audio import AudioHealth, open_audio  # noqa: E402
 from swaramd.core import protocol  # noqa: E402
 from swaramd.core.config import AudioConfig  # noqa: E402
 from swaramd.core.events import AudioDelta  # noqa: E402
-from tests.support.procfs import memory_kb, threads_cpu_s  # noqa: E402
+from tests.support.procfs import memory_kb, peak_memory_kb, threads_cpu_s  # noqa: E402
 
 FRAME_MS = 20
 
@@ -182,9 +182,7 @@ async def run(seconds: float, rate: int, period: int, state_dir: Path, bare: boo
     async def sample_memory() -> None:
         while True:
             await asyncio.sleep(1.0)
-            now = memory_kb()
-            for key, value in now.items():
-                peak[key] = max(peak[key], value)
+            peak.update(peak_memory_kb(peak))
 
     # Let start-up settle, then measure a clean window.
     await asyncio.sleep(1.0)
@@ -249,7 +247,7 @@ def baseline(seconds: float, perf: bool) -> None:
         cpu0, wall0, peak = os.times(), time.monotonic(), memory_kb()
         while time.monotonic() - wall0 < seconds:
             time.sleep(1.0)
-            peak = {k: max(v, peak[k]) for k, v in memory_kb().items()}
+            peak = peak_memory_kb(peak)
         cpu1, wall = os.times(), time.monotonic() - wall0
     finally:
         for stream in streams:

@@ -67,7 +67,7 @@ from swaramd.core.config import parse_config  # noqa: E402
 from swaramd.core.events import AudioDelta, SpeechStarted  # noqa: E402
 from swaramd.daemon import Daemon  # noqa: E402
 from tests.adapters.alsa_rig import Jackd, jack_pcm, write_asoundrc  # noqa: E402
-from tests.support.procfs import cpu_s, memory_kb  # noqa: E402
+from tests.support.procfs import cpu_s, memory_kb, peak_memory_kb  # noqa: E402
 
 RATE, PERIOD, FRAME_MS, PREBUFFER_MS = 24_000, 480, 20, 80
 KEY = "swaram_bench_key_0123456789"
@@ -302,8 +302,7 @@ def measure_footprint(tmp: Path, minutes: float, service: Service) -> dict[str, 
             if child.proc.poll() is not None:
                 raise SystemExit(f"swaramd exited with {child.proc.returncode}; see "
                                  f"{child.log_path}")
-            for key, value in memory_kb(pid).items():
-                peak[key] = max(peak[key], value)
+            peak = peak_memory_kb(peak, pid)
         cpu, wall = cpu_s(pid) - cpu0, time.monotonic() - wall0
     finally:
         child.stop()

@@ -18,6 +18,11 @@ def memory_kb(pid: int | str = "self") -> dict[str, int]:
     return out
 
 
+def peak_memory_kb(peak: dict[str, int], pid: int | str = "self") -> dict[str, int]:
+    """`memory_kb(pid)` now, each figure raised to its value in `peak` if that was higher."""
+    return {key: max(value, peak.get(key, value)) for key, value in memory_kb(pid).items()}
+
+
 def rss_anon_kb(pid: int | str = "self") -> int:
     """Private memory of `pid` (kB)."""
     kb = memory_kb(pid).get("RssAnon")
