@@ -115,7 +115,7 @@ class PyAudioEngine(AudioEngine):
         out_rate, self._out_channels = self._choose_format(pa, dev_out, "output")
         duplex = dev_in.index == dev_out.index and in_rate == out_rate and (
             self._in_channels == self._out_channels
-            or self._takes_duplex(pa, dev_in, out_rate, self._out_channels))
+            or _supported(pa, out_rate, dev_in, self._out_channels, ("input", "output")))
         if duplex:
             self._in_channels = self._out_channels
         self._duplex = duplex
@@ -165,27 +165,10 @@ class PyAudioEngine(AudioEngine):
             for ch in dict.fromkeys(channels):
                 if ch > max_ch:
                     continue
-                kw = {f"{direction}_device": dev.index, f"{direction}_channels": ch,
-                      f"{direction}_format": pyaudio.paInt16}
-                try:
-                    with quiet_alsa():
-                        if pa.is_format_supported(rate, **kw):
-                            return rate, ch
-                except ValueError:
-                    continue
+                if _supported(pa, rate, dev, ch, (direction,)):
+                    return rate, ch
         raise AudioDeviceError(f"{direction} device {dev.name!r} takes none of the rates "
                                f"{', '.join(map(str, dict.fromkeys(rates)))} in 16-bit")
-
-    def _takes_duplex(self, pa: Any, dev: AudioDevice, rate: int, channels: int) -> bool:
-        """Whether the device takes `channels` both ways at `rate` (one duplex stream)."""
-        try:
-            with quiet_alsa():
-                return bool(pa.is_format_supported(
-                    rate, input_device=dev.index, input_channels=channels,
-                    input_format=pyaudio.paInt16, output_device=dev.index,
-                    output_channels=channels, output_format=pyaudio.paInt16))
-        except ValueError:
-            return False
 
     def _wait_retry(self) -> None:
         """Wait `retry_delay_s` before the next attempt (interruptible), beating meanwhile."""
@@ -256,6 +239,21 @@ class PyAudioEngine(AudioEngine):
                          status: int) -> tuple[Any, int]:
         self._input_callback(in_data, frame_count, time_info, status)
         return self._output_callback(None, frame_count, time_info, status)
+
+
+def _supported(pa: Any, rate: int, dev: AudioDevice, channels: int,
+               directions: tuple[Direction, ...]) -> bool:
+    """Whether the device takes 16-bit `channels` at `rate` in every one of `directions`
+    at once (both: one duplex stream)."""
+    kw: dict[str, int] = {}
+    for d in directions:
+        kw |= {f"{d}_device": dev.index, f"{d}_channels": channels,
+               f"{d}_format": pyaudio.paInt16}
+    try:
+        with quiet_alsa():
+            return bool(pa.is_format_supported(rate, **kw))
+    except ValueError:
+        return False
 
 
 def _default(pa: Any, direction: Direction) -> int | None:
