@@ -5,7 +5,9 @@ streams (`pyaudio_audio`) and WAV files paced by a clock (`wav_audio`). A
 backend owns one device thread (PortAudio's, or its own) that calls
 `_on_capture` and `_on_render` once per period; everything else runs on the
 asyncio loop. The two halves meet only in lock-guarded rings
-(`core.ring`, `core.jitter`) and in `loop.call_soon_threadsafe` (DESIGN §1):
+(`core.ring`, `core.jitter`), in an eventfd the loop watches (the capture
+wake, 50 times a second) and in `loop.call_soon_threadsafe` for the rare
+events (DESIGN §1):
 
     device thread                        asyncio loop
     capture period -> SampleRing  ---wake--> pump: resample, frame, backlog -> next_frame()
@@ -16,7 +18,9 @@ Rules this module keeps:
 
 - The device thread never blocks on the loop and allocates no audio buffers;
   it wakes the loop at most once per capture period, and only when no wake is
-  already pending.
+  already pending. That wake is one `eventfd_write`: `call_soon_threadsafe`
+  also allocates a handle and copies a context in the device thread, and the
+  loop's self-pipe drain raises and builds an exception on every wake.
 - Audio on the wire is 24 kHz mono PCM16 (DESIGN §4); the device may run at
   another rate, and the resampling happens here, on the loop, never in the
   device thread.
@@ -32,6 +36,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -135,6 +140,7 @@ class AudioEngine(abc.ABC):
         self._down: Any = None              # soxr.ResampleStream 24 kHz -> device rate
         self._resampler_rates = (0, 0)
         self._pump_pending = False
+        self._wake_fd = -1                  # eventfd: the device thread's wake for the pump
         self._last_capture = 0.0
         self._last_render = 0.0
         self._heartbeat = 0.0               # the device thread's last sign of progress
@@ -149,6 +155,9 @@ class AudioEngine(abc.ABC):
 
     async def start(self) -> AudioHealth:
         """Open the devices (in the background) and wait, bounded, for the first outcome."""
+        if self._wake_fd < 0:
+            self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            self._loop.add_reader(self._wake_fd, self._on_wake)
         self._start_device()
         try:
             await asyncio.wait_for(asyncio.shield(self._first_report), self.tuning.start_timeout_s)
@@ -163,6 +172,13 @@ class AudioEngine(abc.ABC):
             self._drain_check.cancel()
         self._stop_device(timeout_s)
         self._health = AudioHealth.STOPPED
+        fd = self._wake_fd
+        # A device thread that would not stop may still write to the fd: leave it open
+        # rather than have that write land in whatever file reuses the number.
+        if fd >= 0 and not self._device_thread_alive():
+            self._wake_fd = -1
+            self._loop.remove_reader(fd)
+            os.close(fd)
 
     def _start_device(self) -> None:
         """Start the backend's one device thread; it reports through `_report_health`."""
@@ -382,9 +398,9 @@ class AudioEngine(abc.ABC):
         if not self._pump_pending:
             self._pump_pending = True
             try:
-                self._loop.call_soon_threadsafe(self._pump)
-            except RuntimeError:
-                pass
+                os.eventfd_write(self._wake_fd, 1)
+            except OSError:                 # not started, or stopped: nobody to wake
+                self._pump_pending = False
 
     def _on_render(self, out: Samples, latency_s: float) -> None:
         """Fill one period for the speaker (mono, device rate), volume applied. Device thread."""
@@ -395,7 +411,7 @@ class AudioEngine(abc.ABC):
         self._render_mark = (pb.device_pos, now + latency_s)
         drained = pb.render(out)
         gain = self._gain_q15
-        if gain != _UNITY_Q15:
+        if gain != _UNITY_Q15 and pb.last_audio:   # silence needs no scaling
             n = len(out)
             scratch = self._scratch[:n] if n <= len(self._scratch) else np.empty(n, np.int32)
             np.multiply(out, gain, out=scratch, dtype=np.int32)
@@ -413,6 +429,13 @@ class AudioEngine(abc.ABC):
         self._device_xruns[1] += input_overflow
 
     # --- loop side internals -----------------------------------------------
+
+    def _on_wake(self) -> None:
+        try:
+            os.eventfd_read(self._wake_fd)
+        except BlockingIOError:
+            pass
+        self._pump()
 
     def _pump(self) -> None:
         self._pump_pending = False
