@@ -11,15 +11,21 @@ Rules this module keeps (DESIGN §4, reference/swaram-docs-facts.md):
 - `decode()` never raises: a frame becomes a typed event, an `UnknownEvent`,
   or a `Malformed` value that says why. Both names of the renamed audio and
   transcript events are accepted.
+- The audio paths run 50 times a second each way, so they use libraries made
+  for it: `orjson` parses server events and `pybase64` (SIMD) codes the audio.
+  With the standard library those two were a fifth of the daemon's
+  instructions on the audio path (docs/performance.md, fourth session).
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import orjson
+import pybase64
 
 from swaramd.core.config import SessionConfig
 from swaramd.core.events import (
@@ -68,13 +74,13 @@ def session_update(cfg: SessionConfig, tools: Sequence[Mapping[str, Any]]) -> di
 
 def audio_append(pcm: bytes) -> dict[str, Any]:
     """`input_audio_buffer.append` with one frame of PCM16 LE mono 24 kHz."""
-    return {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode("ascii")}
+    return {"type": "input_audio_buffer.append", "audio": pybase64.b64encode_as_string(pcm)}
 
 
 def audio_append_text(pcm: bytes) -> str:
     """The encoded append frame, built without a dict round trip (50 times a second)."""
     return '{"type":"input_audio_buffer.append","audio":"' + \
-        base64.b64encode(pcm).decode("ascii") + '"}'
+        pybase64.b64encode_as_string(pcm) + '"}'
 
 
 def audio_commit() -> dict[str, Any]:
@@ -152,7 +158,7 @@ def _opt_obj(obj: Mapping[str, Any], key: str) -> dict[str, Any]:
 
 def _audio_delta(e: Mapping[str, Any]) -> AudioDelta:
     try:
-        pcm = base64.b64decode(_str(e, "delta"), validate=True)
+        pcm = pybase64.b64decode(_str(e, "delta"), validate=True)
     except (binascii.Error, ValueError):
         raise _Missing("delta is not base64") from None
     if len(pcm) % 2:
@@ -203,8 +209,8 @@ def decode(frame: str | bytes) -> Decoded:
     if not isinstance(frame, str):
         return Malformed("binary frame; the service sends JSON text")
     try:
-        obj = json.loads(frame)
-    except (ValueError, RecursionError):
+        obj = orjson.loads(frame)
+    except (ValueError, RecursionError):    # orjson.JSONDecodeError is a ValueError
         return Malformed("not JSON")
     if not isinstance(obj, dict):
         return Malformed("not a JSON object")
