@@ -61,6 +61,7 @@ class PlaybackBuffer:
         self._cancelled: deque[str] = deque(maxlen=_REMEMBERED_RESPONSES)
         self._ended: deque[str] = deque(maxlen=_REMEMBERED_RESPONSES)
         self.underruns = 0
+        self.last_audio = 0           # samples of reply audio (not silence) in the last period
         self._lock = threading.Lock()
 
     # --- loop side ---------------------------------------------------------
@@ -158,6 +159,7 @@ class PlaybackBuffer:
                 self._started = queued > 0 and (
                     queued >= self.prebuffer or self._ended_upto > start)
             n = self._ring.read_into(out) if self._started else 0
+            self.last_audio = n
             if n < size:
                 out[n:] = 0
             if n:

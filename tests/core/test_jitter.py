@@ -30,6 +30,7 @@ class Model:
         self.started = False
         self.underruns = self.dropped = 0
         self.handed: Counter[str] = Counter()
+        self.last_audio = 0
 
     def active(self) -> bool:
         return bool(self.q) or self.open_rid is not None
@@ -61,12 +62,15 @@ class Model:
         self.started = False
 
     def render(self) -> tuple[list[int], bool]:
+        """The period's samples and whether playback drained; `last_audio` is how many
+        of them are reply audio (the engine scales only periods with some)."""
         was_active = self.active()
         if not self.started:
             self.started = bool(self.q) and (
                 len(self.q) >= self.prebuffer or any(r in self.ended for r, _ in self.q))
         taken = self.q[:PERIOD] if self.started else []
         del self.q[:len(taken)]
+        self.last_audio = len(taken)
         for rid, _ in taken:
             self.handed[rid] += 1
         out = [v for _, v in taken] + [0] * (PERIOD - len(taken))
@@ -123,6 +127,7 @@ def run(capacity: int, prebuffer: int, script: list[tuple[str, int]]) -> tuple[
                 want, want_drained = model.render()
                 assert out.tolist() == want
                 assert drained == want_drained
+                assert buf.last_audio == model.last_audio
                 played.extend(v for v in want if v)
         assert buf.active == model.active()
         assert buf.underruns == model.underruns
