@@ -103,25 +103,36 @@ def assert_played_on_both_channels(out: Path, deltas: np.ndarray) -> None:
 # --- byte-exact, through type file PCMs ---------------------------------------------
 
 
+async def capture_from(alsa_env: pytest.MonkeyPatch, tmp_path: Path, fd: int,
+                       data: np.ndarray, mic: str, mic_pcm: str, n: int, *,
+                       rate: int = 24_000) -> tuple[PyAudioEngine, np.ndarray]:
+    """Write `data` into the capture pipe, open the microphone `mic` (defined by `mic_pcm`)
+    with a file speaker at `rate`, and take `n` uplink samples; the engine comes back
+    stopped."""
+    os.write(fd, data.tobytes())
+    conf = write_asoundrc(tmp_path / "asound.conf", mic_pcm, file_pcm("swaram_spk"))
+    alsa_env.setenv("ALSA_CONFIG_PATH", str(conf))
+    cfg = AudioConfig(input_device=mic, output_device="swaram_spk", volume=100)
+    engine, _ = make_engine(cfg, tmp_path, EngineTuning(stall_timeout_s=30.0),
+                            prefer_rate=None if rate == 24_000 else rate)
+    try:
+        assert await engine.start() is AudioHealth.OK
+        assert engine.device_rates == (rate, rate)
+        got = await take_samples(engine, n)
+    finally:
+        end_of_input(fd)
+        engine.stop()
+    return engine, got
+
+
 async def test_capture_is_byte_exact_at_24k(alsa_env: pytest.MonkeyPatch, tmp_path: Path,
                                             fifo: tuple[Path, int]) -> None:
     path, fd = fifo
     signal = known_signal()
-    os.write(fd, signal.tobytes())
-    conf = write_asoundrc(tmp_path / "asound.conf", file_pcm("swaram_mic", infile=path),
-                          file_pcm("swaram_spk", outfile=tmp_path / "spk.raw"))
-    alsa_env.setenv("ALSA_CONFIG_PATH", str(conf))
-    cfg = AudioConfig(input_device="swaram_mic", output_device="swaram_spk", volume=100)
-    engine, _ = make_engine(cfg, tmp_path, EngineTuning(stall_timeout_s=30.0))
-    try:
-        assert await engine.start() is AudioHealth.OK
-        assert engine.device_rates == (24_000, 24_000)
-        assert not engine.duplex                     # two devices: two streams
-        got = await take_samples(engine, len(signal))
-        assert np.array_equal(got, signal)
-    finally:
-        end_of_input(fd)
-        engine.stop()
+    engine, got = await capture_from(alsa_env, tmp_path, fd, signal, "swaram_mic",
+                                     file_pcm("swaram_mic", infile=path), len(signal))
+    assert not engine.duplex                         # two devices: two streams
+    assert np.array_equal(got, signal)
     assert engine.counters().dropped_frames == 0
 
 
@@ -131,20 +142,8 @@ async def test_capture_through_soxr_at_48k(alsa_env: pytest.MonkeyPatch, tmp_pat
     t = np.arange(24_000) / 48_000                                       # 0.5 s at 48 kHz
     signal = (8000 * np.sin(2 * np.pi * 440 * t) + 3000 * np.sin(2 * np.pi * 3000 * t))
     signal = signal.astype("<i2")
-    os.write(fd, signal.tobytes())
-    conf = write_asoundrc(tmp_path / "asound.conf", file_pcm("swaram_mic", infile=path),
-                          file_pcm("swaram_spk"))
-    alsa_env.setenv("ALSA_CONFIG_PATH", str(conf))
-    cfg = AudioConfig(input_device="swaram_mic", output_device="swaram_spk")
-    engine, _ = make_engine(cfg, tmp_path, EngineTuning(stall_timeout_s=30.0),
-                            prefer_rate=48_000)
-    try:
-        assert await engine.start() is AudioHealth.OK
-        assert engine.device_rates == (48_000, 48_000)
-        got = await take_samples(engine, 11_000)
-    finally:
-        end_of_input(fd)
-        engine.stop()
+    _, got = await capture_from(alsa_env, tmp_path, fd, signal, "swaram_mic",
+                                file_pcm("swaram_mic", infile=path), 11_000, rate=48_000)
     want = soxr.resample(signal, 48_000, 24_000, quality="HQ")[:11_000]
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 2      # resampling tolerance
 
@@ -210,20 +209,8 @@ async def test_a_stereo_only_microphone_gives_its_first_channel(
         alsa_env: pytest.MonkeyPatch, tmp_path: Path, fifo: tuple[Path, int]) -> None:
     path, fd = fifo
     left = known_signal()
-    stereo = with_other_right(left)
-    os.write(fd, stereo.tobytes())
-    conf = write_asoundrc(tmp_path / "asound.conf", stereo_only_file_pcm("usb_mic", infile=path),
-                          file_pcm("swaram_spk"))
-    alsa_env.setenv("ALSA_CONFIG_PATH", str(conf))
-    cfg = AudioConfig(input_device="usb_mic", output_device="swaram_spk", volume=100)
-    engine, _ = make_engine(cfg, tmp_path, EngineTuning(stall_timeout_s=30.0))
-    try:
-        assert await engine.start() is AudioHealth.OK
-        assert engine.device_rates == (24_000, 24_000)
-        got = await take_samples(engine, len(left))
-    finally:
-        end_of_input(fd)
-        engine.stop()
+    _, got = await capture_from(alsa_env, tmp_path, fd, with_other_right(left), "usb_mic",
+                                stereo_only_file_pcm("usb_mic", infile=path), len(left))
     assert np.array_equal(got, left)
 
 
