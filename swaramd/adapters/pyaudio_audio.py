@@ -129,7 +129,7 @@ class PyAudioEngine(AudioEngine):
             if duplex:
                 # One device both ways (a USB speakerphone, a codec HAT): one duplex stream,
                 # one clock, one callback and one PortAudio thread per period instead of two.
-                out_stream = in_stream = pa.open(
+                out_stream = pa.open(
                     rate=out_rate, channels=ch, format=pyaudio.paInt16, input=True,
                     output=True, input_device_index=dev_in.index,
                     output_device_index=dev_out.index, frames_per_buffer=out_period,
