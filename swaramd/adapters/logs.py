@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterable
 from typing import TextIO
 
 REDACTED = "[redacted]"
+# Whatever follows `Bearer ` is a credential, whoever logs it (websockets' handshake at debug).
+_BEARER = re.compile(r"(?i)(bearer\s+)[^\s'\",]+")
 _PRIORITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
                logging.CRITICAL: 2}
 
@@ -30,19 +33,18 @@ class SecretFilter(logging.Filter):
 
     def set_secrets(self, secrets: Iterable[str]) -> None:
         """Replace the secrets to hide (after SIGHUP re-reads the key)."""
-        # Short strings would redact ordinary words; a real key is long.
-        self._secrets = tuple(sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True))
+        # Every key, however short: a short one may redact ordinary words too, but a
+        # mangled line is better than a leaked key.
+        self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
 
     def redact(self, text: str) -> str:
-        """`text` with every secret replaced."""
+        """`text` with every secret, and any `Bearer` credential, replaced."""
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        return text
+        return _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
         message = record.getMessage()
         clean = self.redact(message)
         if clean != message:

@@ -55,6 +55,24 @@ def test_the_key_is_redacted_in_messages_args_and_tracebacks(restore_logging):
     assert KEY not in text and text.count(REDACTED) == 2
 
 
+@pytest.mark.parametrize("key", ["k7short", "abc"])
+def test_a_short_key_is_redacted_too(restore_logging, key):
+    out = io.StringIO()
+    setup_logging("debug", secrets=[key], stream=out, journal=False)
+    logging.getLogger("websockets.client").debug("> Authorization: Bearer %s", key)
+    logging.getLogger("swaramd.test").info("key file said %r", key)
+    text = out.getvalue()
+    assert key not in text and text.count(REDACTED) == 2
+
+
+def test_a_bearer_credential_is_redacted_even_when_not_a_known_secret(restore_logging):
+    out = io.StringIO()
+    setup_logging("debug", secrets=[KEY], stream=out, journal=False)
+    logging.getLogger("websockets.client").debug("> authorization: BEARER other-token-1")
+    text = out.getvalue()
+    assert "other-token-1" not in text and f"BEARER {REDACTED}" in text
+
+
 async def test_websockets_debug_output_never_shows_the_key(restore_logging):
     out = io.StringIO()
     setup_logging("debug", secrets=[KEY], stream=out, journal=False)
