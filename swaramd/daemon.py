@@ -46,6 +46,7 @@ from swaramd.core.actions import (
     Play,
     PlayEarcon,
     ResumeLink,
+    RetryAudio,
     RunTool,
     Send,
     ShowState,
@@ -286,6 +287,8 @@ class Daemon:
                 self._post(action)
             elif isinstance(action, ResumeLink):
                 link.resume()
+            elif isinstance(action, RetryAudio):
+                engine.retry_now()
             elif isinstance(action, PlayEarcon):
                 self._earcon_count += 1
                 rid = f"earcon-{action.name}-{self._earcon_count}"

@@ -145,6 +145,7 @@ class AudioEngine(abc.ABC):
         self._last_render = 0.0
         self._heartbeat = 0.0               # the device thread's last sign of progress
         self._stop_event = threading.Event()
+        self._retry_event = threading.Event()   # set: stop waiting for the next retry
         self._thread: threading.Thread | None = None
         self._error_since: float | None = None  # when the current audio_error period began
         self._ok_since = 0.0
@@ -185,6 +186,7 @@ class AudioEngine(abc.ABC):
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop_event.clear()
+        self._retry_event.clear()
         self._thread = threading.Thread(target=self._device_main, name=self._thread_name,
                                         daemon=True)
         self._thread.start()
@@ -192,6 +194,7 @@ class AudioEngine(abc.ABC):
     def _stop_device(self, timeout_s: float) -> None:
         """Ask the device thread to stop (it closes its devices) and join it, bounded."""
         self._stop_event.set()
+        self._retry_event.set()
         thread = self._thread
         if thread is not None:
             thread.join(timeout_s)
@@ -199,6 +202,11 @@ class AudioEngine(abc.ABC):
                 log.warning("%s did not stop within %.1f s", self._thread_name, timeout_s)
             else:
                 self._thread = None
+
+    def retry_now(self) -> None:
+        """Cut the wait before the next attempt to reopen a failed device short (a button
+        press in `audio_error`). Once per call: it never makes the retries a tight loop."""
+        self._retry_event.set()
 
     def _device_thread_alive(self) -> bool:
         """Whether the backend's device thread is running."""

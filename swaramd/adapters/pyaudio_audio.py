@@ -91,6 +91,7 @@ class PyAudioEngine(AudioEngine):
                     self._report_health(AudioHealth.ERROR, _reason(exc))
                     self._wait_retry()
                     continue
+                self._retry_event.clear()   # a press while it was reopening is answered
                 self._report_health(AudioHealth.OK)
                 problem = self._watch()
                 if problem is not None:     # report first: closing a hung device may block
@@ -171,12 +172,14 @@ class PyAudioEngine(AudioEngine):
                                f"{', '.join(map(str, dict.fromkeys(rates)))} in 16-bit")
 
     def _wait_retry(self) -> None:
-        """Wait `retry_delay_s` before the next attempt (interruptible), beating meanwhile."""
+        """Wait `retry_delay_s` before the next attempt, beating meanwhile; a stop or
+        `retry_now()` ends the wait early."""
         deadline = time.monotonic() + self.tuning.retry_delay_s
-        while (left := deadline - time.monotonic()) > 0:
+        while (left := deadline - time.monotonic()) > 0 and not self._stop_event.is_set():
             self._heartbeat = time.monotonic()
-            if self._stop_event.wait(min(left, 0.5)):
-                return
+            if self._retry_event.wait(min(left, 0.5)):
+                break
+        self._retry_event.clear()
 
     def _watch(self) -> str | None:
         """Wait while the streams run; the reason they failed, or None when asked to stop."""

@@ -58,6 +58,11 @@ class PlayEarcon:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryAudio:
+    """Try to reopen the failed audio devices now, not at the next scheduled retry."""
+
+
+@dataclass(frozen=True, slots=True)
 class RunTool:
     """Run a local tool; answer with `Conversation.on_tool_result`."""
 
@@ -74,5 +79,5 @@ class ShowState:
     halt_reason: HaltReason | None
 
 
-Action = (Send | Connect | HangUp | ResumeLink | Flush | Play | EndResponse | PlayEarcon
-          | RunTool | ShowState)
+Action = (Send | Connect | HangUp | ResumeLink | RetryAudio | Flush | Play | EndResponse
+          | PlayEarcon | RunTool | ShowState)

@@ -37,6 +37,7 @@ from swaramd.core.actions import (
     Play,
     PlayEarcon,
     ResumeLink,
+    RetryAudio,
     RunTool,
     Send,
     ShowState,
@@ -190,6 +191,8 @@ class Conversation:
             log.info("microphone %s", "muted" if self.muted else "unmuted")
             self._publish(out)
         elif inp is PanelInput.RETRY:
+            if self.audio_lost:
+                out.append(RetryAudio())  # reopen the devices now
             out.append(ResumeLink())  # leaves a halt, or cuts a backoff wait short
             self._feed(Input.RETRY, now, out)
         elif inp is PanelInput.INTERRUPT and self.base is State.SPEAKING:

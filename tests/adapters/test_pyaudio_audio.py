@@ -234,6 +234,39 @@ async def test_a_missing_device_is_an_error_that_lists_devices_and_heals(
     assert engine.health is AudioHealth.STOPPED and not engine.alive()
 
 
+async def test_retry_now_cuts_the_wait_for_the_next_attempt_short(
+        alsa_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    conf = write_asoundrc(tmp_path / "asound.conf", file_pcm("swaram_spk"))
+    alsa_env.setenv("ALSA_CONFIG_PATH", str(conf))
+    cfg = AudioConfig(input_device="usb_mic", output_device="swaram_spk")
+    slow = EngineTuning(retry_delay_s=60.0, stall_timeout_s=0.6, start_timeout_s=10.0)
+    engine, _seen = make_engine(cfg, tmp_path, slow)
+    try:
+        assert await engine.start() is AudioHealth.ERROR
+        write_asoundrc(conf, file_pcm("swaram_spk"), file_pcm("usb_mic"))
+        await asyncio.sleep(0.5)
+        assert engine.health is AudioHealth.ERROR        # still waiting out the 60 s
+        engine.retry_now()                               # the button, in audio_error
+        await wait_for(lambda: engine.health is AudioHealth.OK, 10)
+    finally:
+        t0 = time.monotonic()
+        engine.stop()
+    assert time.monotonic() - t0 < 3
+
+
+async def test_stop_ends_a_long_retry_wait_at_once(alsa_env: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    conf = write_asoundrc(tmp_path / "asound.conf", file_pcm("swaram_spk"))
+    alsa_env.setenv("ALSA_CONFIG_PATH", str(conf))
+    cfg = AudioConfig(input_device="usb_mic", output_device="swaram_spk")
+    slow = EngineTuning(retry_delay_s=60.0, stall_timeout_s=0.6, start_timeout_s=10.0)
+    engine, _seen = make_engine(cfg, tmp_path, slow)
+    assert await engine.start() is AudioHealth.ERROR
+    t0 = time.monotonic()
+    engine.stop()
+    assert time.monotonic() - t0 < 3 and not engine.alive()
+
+
 # --- real time, through jackd's dummy driver ----------------------------------------
 
 

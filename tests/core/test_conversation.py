@@ -12,6 +12,7 @@ from swaramd.core.actions import (
     Play,
     PlayEarcon,
     ResumeLink,
+    RetryAudio,
     RunTool,
     Send,
     ShowState,
@@ -226,6 +227,15 @@ def test_audio_error_overlays_and_recovers_but_halted_wins():
     conv.on_audio_lost(3.0)
     conv.on_link_halted(HaltReason.CREDITS, 3.5)
     assert conv.shown is State.HALTED
+
+
+def test_retry_in_audio_error_reopens_the_devices_now():
+    conv = live("always_on")
+    assert not any(isinstance(a, RetryAudio) for a in conv.on_panel(P.RETRY, 0.5))
+    conv.on_audio_lost(1.0)
+    assert RetryAudio() in conv.on_panel(P.RETRY, 2.0)
+    conv.on_audio_back(3.0)
+    assert not any(isinstance(a, RetryAudio) for a in conv.on_panel(P.RETRY, 4.0))
 
 
 def test_push_to_talk_streams_while_held_then_commits_with_a_silence_tail():
