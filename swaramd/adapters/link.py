@@ -209,6 +209,10 @@ class Link:
             return Rejected(exc.response.status_code)
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             return Unreachable(type(exc).__name__)
+        if not self._wanted.is_set():   # hung up while the handshake ran: no session, no bill
+            await ws.close(1000, "hang up")
+            self._status.last_close_code = ws.close_code
+            return None
         self._ws = ws
         try:
             return await self._converse(ws)

@@ -265,6 +265,24 @@ async def test_hang_up_closes_with_1000_and_stays_idle():
         await rec.wait_state(LinkState.LIVE, count=2)
 
 
+async def test_hang_up_during_the_handshake_never_goes_live():
+    class SlowHandshake(FakeService):
+        async def _process_request(self, conn, request):  # type: ignore[no-untyped-def,override]
+            await asyncio.sleep(0.5)
+            return super()._process_request(conn, request)
+
+    async with SlowHandshake([_hold]) as svc, running(svc) as (link, rec):
+        await rec.wait_state(LinkState.CONNECTING)
+        await asyncio.sleep(0.1)                 # the handshake is under way
+        await link.hang_up()
+        await rec.wait_state(LinkState.IDLE)
+        await asyncio.sleep(1.0)                 # the handshake has long completed
+        assert link.state is LinkState.IDLE and not link.live
+        assert LinkState.LIVE not in [s for s, *_ in rec.states]
+        assert not svc.received                  # not even session.update
+        assert len(svc.attempts) == 1
+
+
 async def test_unreachable_server_backs_off():
     async with FakeService([_hold]) as svc:
         url = svc.url
