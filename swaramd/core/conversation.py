@@ -133,6 +133,9 @@ class Conversation:
         self._closed: deque[str] = deque(maxlen=RECENT_RESPONSES)
         self._last_audio = 0.0
         self._transcripts: dict[str, list[str]] = {}
+        # The reply under way, for transcript deltas that carry no response_id (the
+        # service's docs show them with only `delta`); "" when none was named yet.
+        self._reply_id = ""
         self._answer_due = False                   # a tool was called: its spoken answer is due
         self._last_activity = 0.0
         self._mic_shut_until = 0.0                 # echo tail and earcons
@@ -346,10 +349,12 @@ class Conversation:
             self._feed(Input.SPEECH_STOPPED, now, out)
         elif isinstance(event, ResponseCreated):
             if event.response_id:
+                self._reply_id = event.response_id
                 self._transcripts.setdefault(event.response_id, [])
         elif isinstance(event, TranscriptDelta):
-            if event.response_id and event.response_id not in self._closed:
-                self._transcripts.setdefault(event.response_id, []).append(event.delta)
+            rid = event.response_id or self._reply_id
+            if rid not in self._closed:
+                self._transcripts.setdefault(rid, []).append(event.delta)
         elif isinstance(event, ResponseDone):
             self._on_response_done(event, now, out)
         elif isinstance(event, InputTranscript):
@@ -366,7 +371,7 @@ class Conversation:
             return  # a late delta of an interrupted or finished reply: never played
         if self._playing is not None and self._playing != rid:
             self._forget(self._playing)
-        self._playing = rid
+        self._playing = self._reply_id = rid
         self._last_activity = self._last_audio = now
         self._answer_due = False
         out.append(Play(event.pcm, rid))
@@ -377,7 +382,13 @@ class Conversation:
         rid = event.response_id
         if rid is not None and rid not in self._closed:
             self._closed.append(rid)  # audio after response.done is the peer's mistake
-        text = "".join(self._transcripts.pop(rid, [])) if rid else ""
+        key = rid or self._reply_id
+        parts = self._transcripts.pop(key, [])
+        if key:                     # deltas from before the reply was named belong to it
+            parts = self._transcripts.pop("", []) + parts
+        text = "".join(parts)
+        if rid is None or rid == self._reply_id:
+            self._reply_id = ""
         if text:
             log.info("swaram said: %s%s", text,
                      "" if event.status in (None, "completed") else f" ({event.status})")
@@ -434,6 +445,8 @@ class Conversation:
         self._live = False
         self._answer_due = False
         self._ptt_tail_until = 0.0
+        self._reply_id = ""
+        self._transcripts.pop("", None)
         if self._playing is not None:
             self._drop_playback(out)
 

@@ -266,6 +266,20 @@ def test_transcripts_are_logged_at_response_done(caplog):
     assert "swaram said: നമസ്കാരം" in caplog.text
 
 
+def test_transcript_deltas_without_a_response_id_join_the_reply_under_way(caplog):
+    # The service's docs show `response.output_audio_transcript.delta` with only `delta`.
+    caplog.set_level("INFO", logger="swaramd.core.conversation")
+    conv = live()
+    conv.on_event(TranscriptDelta(None, "ഒന്ന്"), 0.9)       # before the reply is named
+    conv.on_event(ResponseCreated("r1"), 1.0)
+    conv.on_event(TranscriptDelta(None, " രണ്ട്"), 1.1)
+    conv.on_event(ResponseDone("r1", "completed"), 1.3)
+    conv.on_event(TranscriptDelta(None, "മൂന്ന്"), 2.0)       # no response.created at all
+    conv.on_event(ResponseDone(None, None), 2.1)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("swaram said")]
+    assert said == ["swaram said: ഒന്ന് രണ്ട്", "swaram said: മൂന്ന്"]
+
+
 def test_earcons_gate_the_mic_while_they_play():
     conv = Conversation("on_demand", earcon_s={"listening": 0.5}, echo_tail_s=0.0)
     conv.on_start(0.0)
