@@ -130,6 +130,11 @@ class Daemon:
                 self._apply(self.conversation.on_start(time.monotonic()))
                 log.info("swaramd ready: mode %s, audio %s", self.cfg.conversation.mode,
                          self.cfg.audio.backend)
+                if self.cfg.gpio.pin_factory == "none" and \
+                        self.cfg.conversation.mode != "always_on":
+                    log.warning("gpio.pin_factory is none: no button, so mode %s never starts "
+                                "a conversation (always_on needs no button)",
+                                self.cfg.conversation.mode)
                 return await self._run_tasks()
         finally:
             self._notifier.stopping()

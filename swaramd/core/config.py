@@ -424,10 +424,6 @@ class _Builder:
         mode = conv.get("mode", ConversationConfig().mode)
         if audio.get("gate") is None:
             audio["gate"] = "vad" if mode == "always_on" else "open"
-        if gpio.get("pin_factory") == "none" and mode in ("on_demand", "push_to_talk"):
-            self._problem("gpio.pin_factory",
-                          f"mode {mode} needs the button; use pin_factory auto or mock, "
-                          "or conversation.mode always_on")
         pins = GpioConfig()
         button = gpio.get("button_pin", pins.button_pin)
         if button == gpio.get("led_pin", pins.led_pin):

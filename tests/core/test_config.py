@@ -47,7 +47,6 @@ def test_an_empty_file_gives_the_defaults():
     ("server:\n  url: wss://\n", "c.yaml:2: server.url: has no host"),
     ("server:\n  api_key_env: 9LIVES\n", "c.yaml:2: server.api_key_env: must be an environment"),
     ("server:\n  api_key_file: /k\n  api_key_env: K\n", "c.yaml:3: server.api_key_env: give"),
-    ("gpio:\n  pin_factory: none\n", "c.yaml:2: gpio.pin_factory: mode on_demand needs"),
     ("gpio:\n  led_pin: 17\n", "c.yaml:2: gpio.led_pin: is the same pin"),
     ("gpio:\n  rgb_pins: [1, 2]\n", "c.yaml:2: gpio.rgb_pins: must be a list of three"),
     ("session:\n  tools: [get_weather]\n", "c.yaml:2: session.tools: unknown tool"),
@@ -70,6 +69,13 @@ def test_ws_to_loopback_is_allowed():
     for host in ("localhost", "127.0.0.1", "127.8.9.10", "[::1]"):
         cfg = parse_config(f"server:\n  url: ws://{host}:8080/v1/realtime\n")
         assert cfg.server.url.startswith("ws://")
+
+
+def test_pin_factory_none_is_valid_in_every_mode():
+    # DESIGN §3 gives `none` (no button, no LED) without conditions; the daemon warns instead.
+    for mode in ("on_demand", "always_on", "push_to_talk"):
+        cfg = parse_config(f"gpio:\n  pin_factory: none\nconversation:\n  mode: {mode}\n")
+        assert cfg.gpio.pin_factory == "none" and cfg.conversation.mode == mode
 
 
 def test_gate_default_depends_on_mode():
