@@ -126,7 +126,8 @@ class Daemon:
         try:
             async with serve_control(self.cfg.control.socket, self._snapshot):
                 await self.engine.start()
-                self._notifier.ready(self.conversation.shown.value)  # config and audio are open
+                # Audio open, or failed and retrying (STATUS=audio_error): see adapters.notify.
+                self._notifier.ready(self.conversation.shown.value)
                 self._apply(self.conversation.on_start(time.monotonic()))
                 log.info("swaramd ready: mode %s, audio %s", self.cfg.conversation.mode,
                          self.cfg.audio.backend)

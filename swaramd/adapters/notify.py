@@ -2,9 +2,13 @@
 
 The protocol is one datagram of `KEY=VALUE` lines to the socket systemd
 names in `$NOTIFY_SOCKET` (a leading `@` means the abstract namespace). The
-daemon sends READY=1 once config and audio are open, STATUS= on every state
-change, WATCHDOG=1 only while its loop turns and the audio callbacks are
-alive, RELOADING=1/READY=1 around SIGHUP and STOPPING=1 on shutdown.
+daemon sends READY=1 once the config is read and the audio engine has had
+its first outcome (open, or failed and retrying: READY=1 goes out with
+STATUS=audio_error then, since holding it back would have systemd kill a
+daemon that heals itself), STATUS= on every state change, WATCHDOG=1 only
+while its loop turns and the audio makes progress (callbacks arriving, or the
+device thread retrying within its grace period: `AudioEngine.alive`),
+RELOADING=1/READY=1 around SIGHUP and STOPPING=1 on shutdown.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ class Notifier:
         self.notify(f"STATUS={text}")
 
     def watchdog(self) -> None:
-        """We are alive: the loop turns and audio flows."""
+        """We are alive: the loop turns and the audio makes progress."""
         self.notify("WATCHDOG=1")
 
     def reloading(self) -> None:
