@@ -1,6 +1,7 @@
 """Benchmark of the full-duplex audio path on jackd's dummy driver (not a test).
 
     .venv/bin/python bench/audio.py [--seconds 60] [--rate 24000] [--bare | --baseline] [--perf]
+                                    [--calls]
 
 Starts a private `jackd --no-realtime -d dummy -r RATE -p 480` (20 ms periods
 at 24 kHz), opens the PyAudio engine on the ALSA `jack` PCM, and for the given
@@ -88,6 +89,41 @@ class PerfCounters:
         ) + " per audio minute" if counts else f"perf: {err.strip()[:200]}"
 
 
+class CallCounts:
+    """Python and C calls made on the loop thread while counting (`--calls`).
+
+    `sys.setprofile` sees only the thread that sets it, so this counts the loop's work
+    (asyncio's machinery and the engine's loop side), not the device callbacks.
+    """
+
+    ASYNCIO = ("base_events.py", "events.py", "selectors.py", "selector_events.py",
+               "tasks.py", "futures.py", "locks.py")
+
+    def __init__(self) -> None:
+        import collections
+
+        self.calls: collections.Counter[tuple[str, str]] = collections.Counter()
+
+    def profile(self, frame, event, arg):  # type: ignore[no-untyped-def]
+        if event == "call":
+            code = frame.f_code
+            self.calls[(code.co_filename.rsplit("/", 1)[-1], code.co_name)] += 1
+        elif event == "c_call":
+            self.calls[("C", getattr(arg, "__qualname__", repr(arg)))] += 1
+
+    def report(self, periods: float) -> str:
+        total = sum(self.calls.values())
+        python = {k: v for k, v in self.calls.items() if k[0] != "C"}
+        machinery = sum(v for k, v in python.items() if k[0] in self.ASYNCIO)
+        run_once = self.calls[("base_events.py", "_run_once")]
+        top = ", ".join(f"{f}:{n} {v / periods:.1f}" for (f, n), v in
+                        sorted(python.items(), key=lambda kv: -kv[1])[:12])
+        return (f"loop thread per 20 ms period: {total / periods:.0f} calls "
+                f"({sum(python.values()) / periods:.0f} Python functions, of which "
+                f"{machinery / periods:.0f} in asyncio's own modules), "
+                f"{run_once / periods:.2f} loop iterations; most called: {top}")
+
+
 class Timings:
     """Preallocated per-event durations (no allocation while measuring)."""
 
@@ -134,7 +170,7 @@ def delta_messages() -> list[str]:
 
 
 async def run(seconds: float, rate: int, period: int, state_dir: Path, bare: bool,
-              perf: bool) -> None:
+              perf: bool, calls: bool) -> None:
     loop = asyncio.get_running_loop()
     cfg = AudioConfig(input_device="swaram_jack", output_device="swaram_jack",
                       frame_ms=FRAME_MS, volume=80)
@@ -196,8 +232,18 @@ async def run(seconds: float, rate: int, period: int, state_dir: Path, bare: boo
     for t in (up_t, down_t, cap_t, ren_t, pump_t):
         t.n = 0
     tasks = [asyncio.create_task(c()) for c in (uplink, downlink, sample_memory)]
+    counted = CallCounts() if calls else None
     try:
-        await asyncio.sleep(seconds)
+        if counted is None:
+            await asyncio.sleep(seconds)
+        else:           # count 2 s in the middle of a reply (profiling slows what it sees)
+            await asyncio.sleep(1.5)
+            sys.setprofile(counted.profile)
+            try:
+                await asyncio.sleep(2.0)
+            finally:
+                sys.setprofile(None)
+            await asyncio.sleep(max(0.0, seconds - 3.5))
     finally:
         for task in tasks:
             task.cancel()
@@ -221,6 +267,8 @@ async def run(seconds: float, rate: int, period: int, state_dir: Path, bare: boo
     print(f"frames sent: {sent[0]}; counters: {counters.as_dict()}")
     if counters_ is not None:
         print(f"perf: {counters_.result(wall)}")
+    if counted is not None:
+        print(counted.report(2.0 * 1000 / FRAME_MS))
     known = {f"[{threading.main_thread().native_id}]": "loop",
              f"[{supervisor_tid}]": "audio supervisor"}
     shares = sorted(((threads1[k] - threads0.get(k, 0.0), k) for k in threads1), reverse=True)
@@ -264,13 +312,13 @@ def baseline(seconds: float, perf: bool) -> None:
 
 
 def child(argv: list[str]) -> int:
-    """The measured process: `--child MODE SECONDS RATE PERIOD STATE_DIR BARE PERF`."""
-    mode, seconds, rate, period, state_dir, bare, perf = argv
+    """The measured process: `--child MODE SECONDS RATE PERIOD STATE_DIR BARE PERF CALLS`."""
+    mode, seconds, rate, period, state_dir, bare, perf, calls = argv
     if mode == "baseline":
         baseline(float(seconds), perf == "1")
     else:
         asyncio.run(run(float(seconds), int(rate), int(period), Path(state_dir), bare == "1",
-                        perf == "1"))
+                        perf == "1", calls == "1"))
     return 0
 
 
@@ -297,7 +345,12 @@ def main() -> int:
                         help="also count user-space instructions and cycles (perf stat) over "
                              "the window: unlike CPU seconds, instructions do not vary with "
                              "the machine's speed")
+    parser.add_argument("--calls", action="store_true",
+                        help="also count the calls made on the loop thread for 2 s of a reply "
+                             "(sys.setprofile; it slows that run, so take no CPU figure from it)")
     args = parser.parse_args()
+    if args.calls and (args.baseline or args.seconds < 4):
+        parser.error("--calls needs the engine and --seconds of at least 4")
     # Measure the daemon as installed: pip compiles its bytecode, but this checkout may have
     # none (PYTHONDONTWRITEBYTECODE), and compiling at import costs about 1.2 MB.
     compileall.compile_dir(ROOT / "swaramd", quiet=1)
@@ -315,7 +368,8 @@ def main() -> int:
             proc = subprocess.Popen(
                 [sys.executable, __file__, "--child",
                  "baseline" if args.baseline else "engine", str(args.seconds), str(args.rate),
-                 str(jack.period), tmp, str(int(args.bare)), str(int(args.perf))], env=env)
+                 str(jack.period), tmp, str(int(args.bare)), str(int(args.perf)),
+                 str(int(args.calls))], env=env)
             return proc.wait(timeout=args.seconds + 120)
         finally:
             if proc is not None and proc.poll() is None:
