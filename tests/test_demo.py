@@ -57,9 +57,9 @@ def segments(out: np.ndarray, gap_s: float = 0.1) -> list[tuple[int, int]]:
 
 
 def as_played(seconds: float, seed: int) -> np.ndarray:
-    """A simulated reply as the speaker plays it at the default volume (80)."""
+    """A simulated reply as the speaker plays it at the default volume (100: unchanged)."""
     pcm = np.frombuffer(_voice(seconds, seed), dtype="<i2").astype(np.int32)
-    return ((pcm * gain_q15(80)) >> 15).astype(np.int16)
+    return ((pcm * gain_q15(100)) >> 15).astype(np.int16)
 
 
 def test_demo_runs_a_whole_conversation(tmp_path, capsys, monkeypatch):

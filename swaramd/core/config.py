@@ -76,7 +76,7 @@ class AudioConfig:
     gate: str = "open"
     prebuffer_ms: int = 80
     echo_tail_ms: int = 300
-    volume: int = 80
+    volume: int = 100   # unity: the reply's samples reach the device as they came
 
 
 @dataclass(frozen=True, slots=True)
