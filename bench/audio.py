@@ -96,27 +96,28 @@ class CallCounts:
     (asyncio's machinery and the engine's loop side), not the device callbacks.
     """
 
-    ASYNCIO = ("base_events.py", "events.py", "selectors.py", "selector_events.py",
-               "tasks.py", "futures.py", "locks.py")
-
     def __init__(self) -> None:
         import collections
+        import selectors
 
+        # asyncio's own code, by path: a basename such as `events.py` is ours too.
+        self.asyncio_files = (os.path.dirname(asyncio.__file__) + os.sep, selectors.__file__)
         self.calls: collections.Counter[tuple[str, str]] = collections.Counter()
 
     def profile(self, frame, event, arg):  # type: ignore[no-untyped-def]
         if event == "call":
             code = frame.f_code
-            self.calls[(code.co_filename.rsplit("/", 1)[-1], code.co_name)] += 1
+            self.calls[(code.co_filename, code.co_name)] += 1
         elif event == "c_call":
             self.calls[("C", getattr(arg, "__qualname__", repr(arg)))] += 1
 
     def report(self, periods: float) -> str:
         total = sum(self.calls.values())
         python = {k: v for k, v in self.calls.items() if k[0] != "C"}
-        machinery = sum(v for k, v in python.items() if k[0] in self.ASYNCIO)
-        run_once = self.calls[("base_events.py", "_run_once")]
-        top = ", ".join(f"{f}:{n} {v / periods:.1f}" for (f, n), v in
+        machinery = sum(v for k, v in python.items() if k[0].startswith(self.asyncio_files))
+        run_once = sum(v for (f, n), v in python.items()
+                       if n == "_run_once" and f.startswith(self.asyncio_files))
+        top = ", ".join(f"{os.path.basename(f)}:{n} {v / periods:.1f}" for (f, n), v in
                         sorted(python.items(), key=lambda kv: -kv[1])[:12])
         return (f"loop thread per 20 ms period: {total / periods:.0f} calls "
                 f"({sum(python.values()) / periods:.0f} Python functions, of which "

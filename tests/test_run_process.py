@@ -21,7 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SOAK_S = float(os.environ.get("SWARAMD_SOAK_S", "60"))
 
 
-
 async def start(tmp: Path, url: str, **sections) -> asyncio.subprocess.Process:
     (tmp / "key").write_text(KEY + "\n")
     write_wav(tmp / "in.wav", (np.random.default_rng(1).normal(0, 300, RATE * 5)).astype("<i2"))

@@ -219,7 +219,6 @@ class ChaosResult:
         return "\n".join(lines)
 
 
-
 async def _status(path: Path) -> dict[str, Any] | None:
     try:
         return await asyncio.to_thread(query, path)
