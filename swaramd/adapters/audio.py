@@ -58,6 +58,9 @@ from swaramd.core.ring import SampleRing, Samples
 log = logging.getLogger(__name__)
 
 WIRE_RATE = 24_000
+# A device period never exceeds this, whatever `frame_ms`: a flush must silence the speaker
+# within 100 ms (DESIGN §4), and the WAV backend must flush its file every 20 ms (§3).
+MAX_DEVICE_PERIOD_MS = 20
 _UNITY_Q15 = 1 << 15
 
 

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pyaudio
 
-from swaramd.adapters.audio import WIRE_RATE, AudioEngine, AudioHealth
+from swaramd.adapters.audio import MAX_DEVICE_PERIOD_MS, WIRE_RATE, AudioEngine, AudioHealth
 from swaramd.adapters.audio_devices import (
     AudioDevice,
     Direction,
@@ -120,8 +120,12 @@ class PyAudioEngine(AudioEngine):
         if duplex:
             self._in_channels = self._out_channels
         self._duplex = duplex
-        in_period = in_rate * self.cfg.frame_ms // 1000
-        out_period = out_rate * self.cfg.frame_ms // 1000
+        # Periods of `frame_ms`, at most MAX_DEVICE_PERIOD_MS: the framer cuts uplink frames of
+        # any length from them, and a barge-in silences the speaker within 100 ms whatever
+        # the uplink frame (DESIGN §4).
+        period_ms = min(self.cfg.frame_ms, MAX_DEVICE_PERIOD_MS)
+        in_period = in_rate * period_ms // 1000
+        out_period = out_rate * period_ms // 1000
         ch = self._out_channels
         self._out_buf = np.zeros(out_period * ch, dtype=np.int16)
         self._out_frames = self._out_buf.reshape(out_period, ch)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import AsyncIterator
@@ -342,3 +343,35 @@ async def test_a_stalled_device_is_detected_and_recovers(alsa_env: pytest.Monkey
     finally:
         engine.stop()
     assert seen == [AudioHealth.OK, AudioHealth.ERROR, AudioHealth.OK]
+
+
+async def test_long_uplink_frames_keep_short_device_periods_so_a_flush_is_prompt(
+        alsa_env: pytest.MonkeyPatch, jackd24: Jackd, tmp_path: Path) -> None:
+    """frame_ms 200 makes 200 ms uplink frames, but the device still runs 20 ms periods: a
+    barge-in silences the speaker well within DESIGN §4's 100 ms (with 200 ms periods the
+    audio already handed to the device alone would play on for 200 ms or more)."""
+    cfg = dataclasses.replace(use_jack(alsa_env, jackd24, tmp_path), frame_ms=200)
+    engine, _ = make_engine(cfg, tmp_path)
+    try:
+        assert await engine.start() is AudioHealth.OK
+        async with asyncio.timeout(5):
+            assert len(await engine.next_frame()) == 9600      # 200 ms at 24 kHz, 16-bit
+        silences = []
+        for n in range(3):
+            rid = f"r{n}"
+            engine.play(np.full(48_000, 1000).astype("<i2").tobytes(), rid)      # 2 s
+            await wait_for(lambda r=rid: engine.delivered_samples(r) > 4_800, 5)  # sounding
+            flushed = time.monotonic()
+            engine.flush()
+            polls = []
+            while time.monotonic() - flushed < 0.5:
+                polls.append((time.monotonic(), engine.delivered_samples(rid)))
+                await asyncio.sleep(0.005)
+            final = polls[-1][1]
+            assert final < 48_000                              # it was cut short
+            silences.append(next(t for t, heard in polls if heard == final) - flushed)
+        silences.sort()
+        assert silences[1] < 0.1, silences                     # generous: 20-40 ms expected
+        assert silences[2] < 0.2, silences
+    finally:
+        engine.stop()
