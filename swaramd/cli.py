@@ -40,12 +40,21 @@ def _load(args: argparse.Namespace) -> Config:
     return load_config(path)
 
 
+def _check_files(cfg: Config) -> None:
+    """The files the config names beyond the key: the WAV backend's input and output."""
+    if cfg.audio.backend == "wav":
+        from swaramd.adapters.wav_audio import check_wav_files
+
+        check_wav_files(cfg)
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the config and the key source; print where the key comes from."""
     from swaramd.adapters.credentials import read_api_key
 
     cfg = _load(args)
     read_api_key(cfg)
+    _check_files(cfg)
     cred = os.environ.get("CREDENTIALS_DIRECTORY")
     if cred and (Path(cred) / "api_key").exists():
         source = "$CREDENTIALS_DIRECTORY/api_key"
@@ -66,6 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     key = read_api_key(cfg)  # a bad key source is a config error: exit 78 before opening anything
+    _check_files(cfg)
     secret_filter = setup_logging(cfg.log.level, secrets=[key])
     return run_daemon(cfg, secret_filter)
 

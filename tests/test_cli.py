@@ -52,6 +52,57 @@ def test_check_config_problems_exit_78_with_file_and_line(tmp_path, capsys, body
     assert any(expected in line for line in err), err
 
 
+def _wav(path: Path, rate: int = 24_000, channels: int = 1) -> Path:
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(bytes(2 * channels * 480))
+    return path
+
+
+def _text(path: Path) -> Path:
+    path.write_text("not a WAV file\n")
+    return path
+
+
+@pytest.mark.parametrize(("setup", "expected"), [
+    (lambda d: (d / "absent.wav", d / "out.wav"), ".wav does not exist"),
+    (lambda d: (_wav(d / "in.wav", rate=16_000), d / "out.wav"),
+     ".wav must be 24000 Hz mono 16-bit, is 16000 Hz, 1 channel(s), 16-bit"),
+    (lambda d: (_text(d / "text.wav"), d / "out.wav"), ".wav is not a PCM WAV file"),
+    (lambda d: (_wav(d / "in.wav"), d / "no" / "out.wav"),
+     ":6: audio.wav_output: "),
+    (lambda d: (_wav(d / "in.wav"), d), ":6: audio.wav_output: "),
+])
+@pytest.mark.parametrize("command", ["check-config", "run"])
+def test_bad_wav_files_exit_78_before_anything_opens(tmp_path, key_file, capsys, setup,
+                                                     expected, command):
+    wav_in, wav_out = setup(tmp_path)
+    cfg = write_config(tmp_path, f"server:\n  api_key_file: {key_file}\naudio:\n"
+                                 f"  backend: wav\n  wav_input: {wav_in}\n"
+                                 f"  wav_output: {wav_out}\n"
+                                 f"control:\n  socket: {tmp_path / 'c.sock'}\n")
+    assert main([command, "-c", str(cfg)]) == 78
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"{cfg}:"), err
+    assert expected in err[0], err
+    if "wav_input" in err[0]:
+        assert f"{cfg}:5: audio.wav_input: {wav_in}" in err[0]
+    assert not (tmp_path / "c.sock").exists()      # nothing was opened
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_good_wav_files_pass_check_config(tmp_path, key_file, capsys):
+    cfg = write_config(tmp_path, f"server:\n  api_key_file: {key_file}\naudio:\n"
+                                 f"  backend: wav\n  wav_input: {_wav(tmp_path / 'in.wav')}\n"
+                                 f"  wav_output: {tmp_path / 'out.wav'}\n")
+    assert main(["check-config", "-c", str(cfg)]) == 0
+    assert "audio wav" in capsys.readouterr().out
+
+
 def test_missing_config_file_is_78(tmp_path, capsys):
     assert main(["check-config", "-c", str(tmp_path / "nope.yaml")]) == 78
     assert "no such config file" in capsys.readouterr().err

@@ -21,6 +21,7 @@ Rules this module keeps:
 from __future__ import annotations
 
 import logging
+import os
 import time
 import wave
 from pathlib import Path
@@ -28,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from swaramd.adapters.audio import WIRE_RATE, AudioEngine, AudioHealth
-from swaramd.core.errors import AudioDeviceError
+from swaramd.adapters.audio import MAX_DEVICE_PERIOD_MS, WIRE_RATE, AudioEngine, AudioHealth
+from swaramd.core.config import Config
+from swaramd.core.errors import AudioDeviceError, ConfigError, ConfigProblem
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ class WavAudioEngine(AudioEngine):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._period = WIRE_RATE * min(self.cfg.frame_ms, 20) // 1000
+        self._period = WIRE_RATE * min(self.cfg.frame_ms, MAX_DEVICE_PERIOD_MS) // 1000
         if self.cfg.wav_input is not None:
             check_wav_input(self.cfg.wav_input)
 
@@ -99,15 +101,53 @@ class WavAudioEngine(AudioEngine):
                 sink[1].flush()
 
 
+def check_wav_files(cfg: Config) -> None:
+    """Raise `ConfigError` (file, line, key) unless the WAV backend's files are usable:
+    `audio.wav_input` a readable 24 kHz mono PCM16 WAV, `audio.wav_output` writable.
+
+    `check-config` and `run` call this before anything is opened, so a bad path exits 78
+    with the key's line, not 1 once the daemon is up."""
+    audio, problems = cfg.audio, []
+    if audio.wav_input is not None:
+        try:
+            check_wav_input(audio.wav_input)
+        except AudioDeviceError as exc:
+            problems.append(("audio.wav_input", str(exc).removeprefix("audio.wav_input ")))
+    if audio.wav_output is not None:
+        out = audio.wav_output
+        if out.is_dir():
+            problems.append(("audio.wav_output", f"{out} is a directory"))
+        elif out.exists() and not os.access(out, os.W_OK):
+            problems.append(("audio.wav_output", f"{out} is not writable by this user"))
+        elif not out.exists() and not out.parent.is_dir():
+            problems.append(("audio.wav_output", f"{out}: its directory does not exist"))
+        elif not out.exists() and not os.access(out.parent, os.W_OK | os.X_OK):
+            problems.append(("audio.wav_output",
+                             f"{out}: its directory is not writable by this user"))
+    if problems:
+        raise ConfigError([ConfigProblem(cfg.path, cfg.where(key), key, problem)
+                           for key, problem in problems])
+
+
 def check_wav_input(path: Path) -> None:
     """Raise AudioDeviceError unless `path` is a readable 24 kHz mono PCM16 WAV."""
     try:
         with wave.open(str(path), "rb") as w:
             shape = (w.getframerate(), w.getnchannels(), w.getsampwidth())
-    except (OSError, wave.Error, EOFError) as exc:
-        raise AudioDeviceError(f"audio.wav_input {path}: cannot read it as WAV: {exc}") from None
+    except FileNotFoundError:
+        raise AudioDeviceError(f"audio.wav_input {path} does not exist") from None
+    except PermissionError:
+        raise AudioDeviceError(f"audio.wav_input {path} is not readable by this user") from None
+    except IsADirectoryError:
+        raise AudioDeviceError(f"audio.wav_input {path} is a directory") from None
+    except OSError as exc:
+        raise AudioDeviceError(f"audio.wav_input {path} cannot be read: {exc.strerror}") \
+            from None
+    except (wave.Error, EOFError) as exc:
+        raise AudioDeviceError(f"audio.wav_input {path} is not a PCM WAV file: {exc or 'empty'}"
+                               ) from None
     if shape != (WIRE_RATE, 1, 2):
-        raise AudioDeviceError(f"audio.wav_input {path}: must be 24000 Hz mono 16-bit, "
+        raise AudioDeviceError(f"audio.wav_input {path} must be 24000 Hz mono 16-bit, "
                                f"is {shape[0]} Hz, {shape[1]} channel(s), {shape[2] * 8}-bit")
 
 
