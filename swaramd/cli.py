@@ -77,7 +77,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     key = read_api_key(cfg)  # a bad key source is a config error: exit 78 before opening anything
     _check_files(cfg)
     secret_filter = setup_logging(cfg.log.level, secrets=[key])
-    return run_daemon(cfg, secret_filter)
+    try:
+        return run_daemon(cfg, secret_filter)
+    except PanelError as exc:  # e.g. pin_factory auto on a machine with no GPIO: the key's line
+        raise ConfigError([ConfigProblem(cfg.path, cfg.where(exc.key), exc.key, str(exc))]
+                          ) from None
 
 
 def cmd_status(args: argparse.Namespace) -> int:

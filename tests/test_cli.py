@@ -103,6 +103,19 @@ def test_good_wav_files_pass_check_config(tmp_path, key_file, capsys):
     assert "audio wav" in capsys.readouterr().out
 
 
+async def test_run_without_gpio_names_the_key_and_its_line(tmp_path, key_file):
+    """`run` with `pin_factory: auto` where gpiozero finds no GPIO: 78, and the line to fix."""
+    cfg = write_config(tmp_path, f"server:\n  api_key_file: {key_file}\ngpio:\n"
+                                 f"  pin_factory: auto\n"
+                                 f"control:\n  socket: {tmp_path / 'c.sock'}\n")
+    code, _, err = await _run("run", "-c", str(cfg),
+                              env={"GPIOZERO_PIN_FACTORY": "no-such-factory"})
+    assert code == 78, err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith(f"{cfg}:4: gpio.pin_factory: auto found no usable GPIO"), err
+    assert "no-such-factory" in lines[-1] and "Traceback" not in err
+
+
 def test_missing_config_file_is_78(tmp_path, capsys):
     assert main(["check-config", "-c", str(tmp_path / "nope.yaml")]) == 78
     assert "no such config file" in capsys.readouterr().err
@@ -132,12 +145,13 @@ async def test_status_prints_one_json_object(tmp_path):
     assert reply["state"] == "idle" and reply["connected"] is False
 
 
-async def _run(*args: str) -> tuple[int, str, str]:
+async def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     import asyncio
 
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "swaramd", *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
     try:
         async with asyncio.timeout(30):
             out, err = await proc.communicate()

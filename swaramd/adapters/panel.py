@@ -57,6 +57,8 @@ BUTTON_BOUNCE_S = 0.01  # the pin's glitch filter (lgpio); the recogniser's lock
 JOIN_TIMEOUT_S = 1.0    # cleanup has a time limit
 NO_GPIO_HINT = ("set gpio.pin_factory: none with conversation.mode: always_on, "
                 "or pin_factory: mock to run without hardware")
+# The config key behind each part the panel opens, for `FILE:LINE: key: problem`.
+_KEYS = {"button": "gpio.button_pin", "LED": "gpio.led_pin", "RGB LED": "gpio.rgb_pins"}
 
 
 def select_pin_factory(name: str) -> Factory | None:
@@ -82,8 +84,8 @@ def select_pin_factory(name: str) -> Factory | None:
             Device.ensure_pin_factory()
         except Exception as exc:  # BadPinFactory, or whatever a named factory raised
             log.debug("gpiozero found no pin factory", exc_info=True)
-            raise PanelError(f"gpio.pin_factory: auto found no usable GPIO on this machine "
-                             f"({exc}); {NO_GPIO_HINT}") from None
+            raise PanelError(f"auto found no usable GPIO on this machine ({exc}); "
+                             f"{NO_GPIO_HINT}", "gpio.pin_factory") from None
     for warning in caught:
         log.debug("gpiozero: %s", warning.message)
     log.info("GPIO through %s", type(Device.pin_factory).__name__)
@@ -184,7 +186,8 @@ class Panel:
         except PinPWMUnsupported:
             raise
         except Exception as exc:  # gpiozero and its pin libraries raise many kinds
-            raise PanelError(f"cannot open GPIO{pin} (BCM) for the {what}: {exc}") from None
+            raise PanelError(f"cannot open GPIO{pin} (BCM) for the {what}: {exc}",
+                             _KEYS.get(what, "gpio")) from None
         self._devices.append(device)
         return device
 

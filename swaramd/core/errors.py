@@ -42,4 +42,11 @@ class AudioDeviceError(SwaramdError, OSError):
 
 
 class PanelError(SwaramdError):
-    """The button/LED panel cannot be set up (for example: no GPIO on this machine)."""
+    """The button/LED panel cannot be set up (for example: no GPIO on this machine).
+
+    `key` is the config key to fix (`gpio.pin_factory`, `gpio.button_pin`, ...), so the
+    command line can report it as `FILE:LINE: key: problem`."""
+
+    def __init__(self, problem: str, key: str = "gpio") -> None:
+        super().__init__(problem)
+        self.key = key
