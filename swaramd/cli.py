@@ -40,8 +40,15 @@ def _load(args: argparse.Namespace) -> Config:
     return load_config(path)
 
 
-def _check_files(cfg: Config) -> None:
-    """The files the config names beyond the key: the WAV backend's input and output."""
+def _check_paths(cfg: Config) -> None:
+    """The paths the config names beyond the key: the control socket, and the WAV backend's
+    input and output."""
+    from swaramd.adapters.control import socket_path_problem
+
+    problem = socket_path_problem(cfg.control.socket)
+    if problem is not None:
+        raise ConfigError([ConfigProblem(cfg.path, cfg.where("control.socket"),
+                                         "control.socket", problem)])
     if cfg.audio.backend == "wav":
         from swaramd.adapters.wav_audio import check_wav_files
 
@@ -54,7 +61,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     read_api_key(cfg)
-    _check_files(cfg)
+    _check_paths(cfg)
     cred = os.environ.get("CREDENTIALS_DIRECTORY")
     if cred and (Path(cred) / "api_key").exists():
         source = "$CREDENTIALS_DIRECTORY/api_key"
@@ -75,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     key = read_api_key(cfg)  # a bad key source is a config error: exit 78 before opening anything
-    _check_files(cfg)
+    _check_paths(cfg)
     secret_filter = setup_logging(cfg.log.level, secrets=[key])
     try:
         return run_daemon(cfg, secret_filter)

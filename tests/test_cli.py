@@ -116,6 +116,21 @@ async def test_run_without_gpio_names_the_key_and_its_line(tmp_path, key_file):
     assert "no-such-factory" in lines[-1] and "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", ["check-config", "run"])
+def test_a_control_socket_path_holding_a_file_is_78_and_the_file_is_kept(tmp_path, key_file,
+                                                                         capsys, command):
+    victim = tmp_path / "notes.txt"
+    victim.write_text("precious\n")
+    cfg = write_config(tmp_path, f"server:\n  api_key_file: {key_file}\n"
+                                 f"gpio:\n  pin_factory: none\n"
+                                 f"control:\n  socket: {victim}\n")
+    assert main([command, "-c", str(cfg)]) == 78
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"{cfg}:6: control.socket: {victim} exists and is not a socket; swaramd "
+                   f"will not replace it"]
+    assert victim.read_text() == "precious\n"
+
+
 def test_missing_config_file_is_78(tmp_path, capsys):
     assert main(["check-config", "-c", str(tmp_path / "nope.yaml")]) == 78
     assert "no such config file" in capsys.readouterr().err

@@ -4,7 +4,8 @@ The socket is created with mode 0660 (the daemon's user and group only) by
 binding under a temporary name, setting the mode, and renaming it into place,
 so it is never reachable with looser permissions. It is removed on exit. A
 stale socket left by a crash is replaced; a live one (another daemon
-answering) is an error.
+answering) is an error, and so is anything else at that path (a file, a
+directory, a symlink), which is never removed.
 
 Wire: the client sends one line (`status`), the server answers one line of
 JSON and closes. Every read and write on both sides has a time limit.
@@ -18,6 +19,7 @@ import json
 import logging
 import os
 import socket
+import stat
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,8 @@ from swaramd.core.errors import SwaramdError
 log = logging.getLogger(__name__)
 
 SOCKET_MODE = 0o660
+_SUN_PATH_MAX = 107         # bytes in a unix socket address, less the terminating NUL (Linux)
+_TEMP_EXTRA = 10            # what the temporary name adds: ".", "." and a pid of up to 8 digits
 REQUEST_LIMIT = 256
 IO_TIMEOUT_S = 2.0
 
@@ -53,12 +57,42 @@ async def serve_control(path: Path, snapshot: Callable[[], dict[str, Any]]) -> A
             path.unlink()  # noqa: ASYNC240 - removing a socket inode does not block
 
 
+def socket_path_problem(path: Path) -> str | None:
+    """Why `path` cannot be the control socket, or None. Anything there but a socket is
+    left alone: a mistyped path must never cost the user a file."""
+    if len(os.fsencode(path)) + _TEMP_EXTRA > _SUN_PATH_MAX:
+        return (f"{path} is too long for a unix socket (at most "
+                f"{_SUN_PATH_MAX - _TEMP_EXTRA} bytes here)")
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        return f"{path}: {exc.strerror}"
+    else:
+        if not stat.S_ISSOCK(mode):
+            return f"{path} exists and is not a socket; swaramd will not replace it"
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    return None
+
+
 def _bind(path: Path) -> socket.socket:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() or path.is_symlink():
+    problem = socket_path_problem(path)
+    if problem is not None:
+        raise ControlError(problem)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ControlError(f"{path.parent}: cannot create the directory: "
+                           f"{exc.strerror or exc}") from None
+    if path.is_socket():
         if _answers(path):
             raise ControlError(f"{path}: another swaramd is already running here")
-        path.unlink()
+        path.unlink()           # a stale socket left by a crash
     temp = path.with_name(f".{path.name}.{os.getpid()}")
     with contextlib.suppress(FileNotFoundError):
         temp.unlink()
@@ -71,7 +105,8 @@ def _bind(path: Path) -> socket.socket:
         sock.close()
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
-        raise ControlError(f"{path}: cannot create the control socket: {exc.strerror}") from None
+        raise ControlError(f"{path}: cannot create the control socket: "
+                           f"{exc.strerror or exc}") from None
     sock.setblocking(False)
     return sock
 

@@ -73,3 +73,33 @@ async def test_a_stale_socket_is_replaced_and_a_live_one_refused(tmp_path):
 def test_query_without_a_daemon(tmp_path):
     with pytest.raises(ControlError, match="is swaramd running"):
         query(tmp_path / "absent.sock")
+
+
+@pytest.mark.parametrize(("make", "expected"), [
+    (lambda p: p.write_text("precious\n"), "exists and is not a socket"),
+    (lambda p: p.mkdir(), "exists and is not a socket"),
+    (lambda p: p.symlink_to(p.parent / "elsewhere"), "exists and is not a socket"),
+])
+async def test_anything_but_a_socket_at_the_path_is_refused_and_kept(tmp_path, make, expected):
+    path = tmp_path / "c.sock"
+    make(path)
+    before = path.lstat()
+    with pytest.raises(ControlError, match=expected):
+        async with serve_control(path, lambda: {}):
+            pass
+    after = path.lstat()
+    assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)    # untouched
+    if path.is_file():
+        assert path.read_text() == "precious\n"
+
+
+async def test_a_path_under_a_file_or_too_long_is_a_one_line_error(tmp_path):
+    (tmp_path / "key").write_text("k\n")
+    with pytest.raises(ControlError, match=r"(?i)not a directory"):
+        async with serve_control(tmp_path / "key" / "c.sock", lambda: {}):
+            pass
+    long = tmp_path / ("d" * 120) / "c.sock"
+    with pytest.raises(ControlError, match="too long for a unix socket"):
+        async with serve_control(long, lambda: {}):
+            pass
+    assert not long.parent.exists()
