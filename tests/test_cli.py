@@ -63,6 +63,11 @@ def _wav(path: Path, rate: int = 24_000, channels: int = 1) -> Path:
     return path
 
 
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
 def _text(path: Path) -> Path:
     path.write_text("not a WAV file\n")
     return path
@@ -76,6 +81,8 @@ def _text(path: Path) -> Path:
     (lambda d: (_wav(d / "in.wav"), d / "no" / "out.wav"),
      ":6: audio.wav_output: "),
     (lambda d: (_wav(d / "in.wav"), d), ":6: audio.wav_output: "),
+    (lambda d: (_fifo(d / "in.wav"), d / "out.wav"), "in.wav is not a regular file"),
+    (lambda d: (_wav(d / "in.wav"), _fifo(d / "out.fifo")), ":6: audio.wav_output: "),
 ])
 @pytest.mark.parametrize("command", ["check-config", "run"])
 def test_bad_wav_files_exit_78_before_anything_opens(tmp_path, key_file, capsys, setup,
@@ -129,6 +136,13 @@ def test_a_control_socket_path_holding_a_file_is_78_and_the_file_is_kept(tmp_pat
     assert err == [f"{cfg}:6: control.socket: {victim} exists and is not a socket; swaramd "
                    f"will not replace it"]
     assert victim.read_text() == "precious\n"
+
+
+def test_a_config_that_is_a_fifo_is_78_not_a_hang(tmp_path, capsys):
+    fifo = tmp_path / "config.yaml"
+    os.mkfifo(fifo)
+    assert main(["check-config", "-c", str(fifo)]) == 78
+    assert capsys.readouterr().err.strip() == f"{fifo}: is not a regular file"
 
 
 def test_missing_config_file_is_78(tmp_path, capsys):

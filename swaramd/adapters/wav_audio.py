@@ -117,6 +117,9 @@ def check_wav_files(cfg: Config) -> None:
         out = audio.wav_output
         if out.is_dir():
             problems.append(("audio.wav_output", f"{out} is a directory"))
+        elif out.exists() and not out.is_file():
+            problems.append(("audio.wav_output", f"{out} is not a regular file (the WAV "
+                                                 f"header is rewritten in place)"))
         elif out.exists() and not os.access(out, os.W_OK):
             problems.append(("audio.wav_output", f"{out} is not writable by this user"))
         elif not out.exists() and not out.parent.is_dir():
@@ -131,6 +134,8 @@ def check_wav_files(cfg: Config) -> None:
 
 def check_wav_input(path: Path) -> None:
     """Raise AudioDeviceError unless `path` is a readable 24 kHz mono PCM16 WAV."""
+    if path.exists() and not path.is_file() and not path.is_dir():   # a FIFO would block
+        raise AudioDeviceError(f"audio.wav_input {path} is not a regular file")
     try:
         with wave.open(str(path), "rb") as w:
             shape = (w.getframerate(), w.getnchannels(), w.getsampwidth())

@@ -204,7 +204,9 @@ def _device(v: Any) -> str | int:
 def _env_name(v: Any) -> str:
     name = _text(v)
     if not name.replace("_", "a").isalnum() or not name.isascii() or name[0].isdigit():
-        raise _Bad(f"must be an environment variable name (got {name!r})")
+        # The value is not repeated: it may be a key pasted here by mistake.
+        raise _Bad("must be an environment variable name (letters, digits and _, not starting "
+                   "with a digit)")
     return name
 
 
@@ -317,9 +319,12 @@ SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file; raises `ConfigError` naming every problem."""
-    name = str(path)
+    name, file = str(path), Path(path)
+    if file.exists() and not file.is_file() and not file.is_dir():
+        # a FIFO or a device would block the read (on SIGHUP, the daemon's loop)
+        raise ConfigError([ConfigProblem(name, None, "", "is not a regular file")])
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigProblem(name, None, "", f"cannot read: {exc.strerror}")]) from None
     except UnicodeDecodeError:
