@@ -14,6 +14,7 @@ Rules this module keeps:
 from __future__ import annotations
 
 import ipaddress
+import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,13 +139,27 @@ class _Bad(Exception):
 
 # --- value checks: each takes the constructed Python value, returns the typed value ---
 
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = _SHORT.maxlong = 40
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = 4
+_SHORT.maxlevel = 2
+
+
+def _show(v: Any) -> str:
+    """`v` for a one-line message: short whatever its size (a 200 kB string, a number of
+    thousands of digits, a list nested by YAML aliases)."""
+    try:
+        return _SHORT.repr(v)
+    except ValueError:                  # an int past Python's digit limit for str()
+        return "a number of thousands of digits"
+
 Check = Callable[[Any], Any]
 
 
 def _choice(*choices: str) -> Check:
     def check(v: Any) -> str:
         if not isinstance(v, str) or v not in choices:
-            raise _Bad(f"must be one of {', '.join(choices)} (got {v!r})")
+            raise _Bad(f"must be one of {', '.join(choices)} (got {_show(v)})")
         return v
     return check
 
@@ -152,9 +167,9 @@ def _choice(*choices: str) -> Check:
 def _int(lo: int, hi: int) -> Check:
     def check(v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, int):
-            raise _Bad(f"must be a whole number (got {v!r})")
+            raise _Bad(f"must be a whole number (got {_show(v)})")
         if not lo <= v <= hi:
-            raise _Bad(f"must be from {lo} to {hi} (got {v})")
+            raise _Bad(f"must be from {lo} to {hi} (got {_show(v)})")
         return v
     return check
 
@@ -162,22 +177,26 @@ def _int(lo: int, hi: int) -> Check:
 def _float(lo: float, hi: float) -> Check:
     def check(v: Any) -> float:
         if isinstance(v, bool) or not isinstance(v, int | float):
-            raise _Bad(f"must be a number (got {v!r})")
-        if not lo <= v <= hi:
-            raise _Bad(f"must be from {lo:g} to {hi:g} (got {v:g})")
-        return float(v)
+            raise _Bad(f"must be a number (got {_show(v)})")
+        try:
+            f = float(v)
+        except OverflowError:
+            f = float("inf")
+        if not lo <= f <= hi:
+            raise _Bad(f"must be from {lo:g} to {hi:g} (got {_show(v)})")
+        return f
     return check
 
 
 def _bool(v: Any) -> bool:
     if not isinstance(v, bool):
-        raise _Bad(f"must be true or false (got {v!r})")
+        raise _Bad(f"must be true or false (got {_show(v)})")
     return v
 
 
 def _text(v: Any) -> str:
     if not isinstance(v, str) or not v.strip():
-        raise _Bad(f"must be a non-empty string (got {v!r})")
+        raise _Bad(f"must be a non-empty string (got {_show(v)})")
     return v
 
 
@@ -194,11 +213,11 @@ def _optional(check: Check) -> Check:
 def _device(v: Any) -> str | int:
     if isinstance(v, int) and not isinstance(v, bool):
         if v < 0:
-            raise _Bad(f"a device index must be 0 or more (got {v})")
+            raise _Bad(f"a device index must be 0 or more (got {_show(v)})")
         return v
     if isinstance(v, str) and v.strip():
         return v
-    raise _Bad(f"must be a device name (or part of one) or an index (got {v!r})")
+    raise _Bad(f"must be a device name (or part of one) or an index (got {_show(v)})")
 
 
 def _env_name(v: Any) -> str:
@@ -212,7 +231,15 @@ def _env_name(v: Any) -> str:
 
 def _url(v: Any) -> str:
     url = _text(v)
-    parts = urlsplit(url)
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise _Bad("must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port               # checks it: a number from 0 to 65535
+    except ValueError as exc:           # a bad [IPv6] host, a port that is not a number
+        raise _Bad(f"is not a valid URL: {exc}") from None
+    if port == 0:
+        raise _Bad("has port 0")
     if parts.scheme not in ("wss", "ws"):
         raise _Bad(f"must be a wss:// URL (got scheme {parts.scheme or 'none'!r})")
     if not parts.hostname:
@@ -233,10 +260,10 @@ def _is_loopback(host: str) -> bool:
 
 def _tools(v: Any) -> tuple[str, ...]:
     if not isinstance(v, list):
-        raise _Bad(f"must be a list of tool names (got {v!r})")
+        raise _Bad(f"must be a list of tool names (got {_show(v)})")
     for name in v:
         if name not in BUILTIN_TOOLS:
-            raise _Bad(f"unknown tool {name!r}; built in: {', '.join(BUILTIN_TOOLS)}")
+            raise _Bad(f"unknown tool {_show(name)}; built in: {', '.join(BUILTIN_TOOLS)}")
     if len(set(v)) != len(v):
         raise _Bad("names a tool twice")
     return tuple(v)
@@ -250,7 +277,7 @@ def _turn_detection(v: Any) -> Mapping[str, Any] | None:
     for key, value in v.items():
         want = TURN_DETECTION_KEYS.get(key)
         if want is None:
-            raise _Bad(f"unknown key {key!r}; known: {', '.join(TURN_DETECTION_KEYS)}")
+            raise _Bad(f"unknown key {_show(key)}; known: {', '.join(TURN_DETECTION_KEYS)}")
         if isinstance(want, tuple):
             _choice(*want)(value)
         elif want is float:
@@ -334,7 +361,14 @@ def load_config(path: str | Path) -> Config:
 
 def parse_config(text: str, filename: str = "<config>") -> Config:
     """Validate config text; raises `ConfigError` naming every problem with its line."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)      # checks every character first
+    except yaml.reader.ReaderError as exc:
+        at = text.count("\n", 0, exc.position) + 1
+        ch = exc.character
+        code = ch if isinstance(ch, int) else ord(ch[0]) if ch else 0
+        raise ConfigError([ConfigProblem(filename, at, "", f"not valid YAML: character "
+                                         f"#x{code:04x} is not allowed")]) from None
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -343,7 +377,8 @@ def parse_config(text: str, filename: str = "<config>") -> Config:
         raise ConfigError([ConfigProblem(filename, line, "", f"not valid YAML: {exc.problem}")]) \
             from None
     except yaml.YAMLError as exc:
-        raise ConfigError([ConfigProblem(filename, None, "", f"not valid YAML: {exc}")]) from None
+        raise ConfigError([ConfigProblem(filename, None, "", "not valid YAML: "
+                                         + " ".join(str(exc).split()))]) from None
     finally:
         loader.dispose()
     return _Builder(filename, loader).build(root)
@@ -408,10 +443,17 @@ class _Builder:
                 continue
             try:
                 out[name] = check(self.loader.construct_object(value_node, deep=True))
-            except _Bad as exc:
-                self.fail(value_node, dotted, str(exc))
-            except yaml.YAMLError as exc:
-                self.fail(value_node, dotted, f"not a valid value: {exc}")
+            except _Bad as exc:     # at the key's line: an alias's node is at its anchor
+                self._problem(dotted, str(exc))
+            except yaml.MarkedYAMLError as exc:     # one line, at the problem's own line
+                mark = exc.problem_mark or exc.context_mark or value_node.start_mark
+                self.problems.append(ConfigProblem(
+                    self.filename, mark.line + 1, dotted,
+                    f"not a valid value: {exc.problem or exc.context}"))
+            except (yaml.YAMLError, ValueError, OverflowError) as exc:
+                # e.g. an int of more digits than Python converts (ValueError)
+                self.fail(value_node, dotted,
+                          f"not a valid value: {' '.join(str(exc).split())[:120]}")
         return out
 
     def _line(self, key: str) -> int | None:

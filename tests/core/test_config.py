@@ -54,10 +54,33 @@ def test_an_empty_file_gives_the_defaults():
     ("session:\n  turn_detection: {silence: 3}\n", "c.yaml:2: session.turn_detection: unknown"),
     ("audio:\n  volume: 1\n  volume: 2\n", "c.yaml:3: audio.volume: is given twice"),
     ("audio: 3\n", "c.yaml:1: audio: must be a mapping"),
+    # Found by a bad-input audit: each was a traceback, a hang or a many-line message.
+    ("log: {level: info}\n# \x01\n", "c.yaml:2: not valid YAML: character #x0001"),
+    ("session:\n  tool_timeout_s: " + "9" * 400 + "\n", "c.yaml:2: session.tool_timeout_s: must"),
+    ("audio:\n  frame_ms: " + "9" * 5000 + "\n", "c.yaml:2: audio.frame_ms: not a valid value"),
+    ("audio:\n  frame_ms: 0x" + "f" * 4000 + "\n", "c.yaml:2: audio.frame_ms: must be from"),
+    ("server:\n  url: 'ws://[::1/'\n", "c.yaml:2: server.url: is not a valid URL"),
+    ("server:\n  url: 'wss://[zz]/'\n", "c.yaml:2: server.url: is not a valid URL"),
+    ("server:\n  url: 'wss://host:99999/'\n", "c.yaml:2: server.url: is not a valid URL"),
+    ("server:\n  url: 'wss://host:abc/'\n", "c.yaml:2: server.url: is not a valid URL"),
+    ("server:\n  url: 'wss://host:0/'\n", "c.yaml:2: server.url: has port 0"),
+    ("server:\n  url: 'wss://ho st/'\n", "c.yaml:2: server.url: must not contain spaces"),
+    ("session:\n\n  instructions: !custom x\n", "c.yaml:3: session.instructions: not a valid"),
+    ("audio:\n  backend: " + "x" * 200_000 + "\n", "c.yaml:2: audio.backend: must be one of"),
 ])
 def test_each_problem_names_file_line_and_key(text, expected):
     found = problems(text)
-    assert any(p.startswith(expected) for p in found), found
+    assert any(p.startswith(expected) for p in found), [p[:200] for p in found]
+    assert all("\n" not in p and len(p) < 300 for p in found), [p[:200] for p in found]
+
+
+def test_aliases_nested_a_billion_deep_are_reported_at_once():
+    lines = ["x1: &a [l, l, l, l, l, l, l, l, l, l]"]
+    for i, (prev, name) in enumerate(zip("abcdefgh", "bcdefghi", strict=True), 2):
+        lines.append(f"x{i}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]")
+    found = problems("\n".join(lines) + "\nsession: {voice: *i}\n")      # 10**9 leaves
+    assert any(p.startswith("c.yaml:10: session.voice: must be one of") for p in found)
+    assert all(len(p) < 300 for p in found)
 
 
 def test_every_problem_is_reported_not_just_the_first():
