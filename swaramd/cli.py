@@ -47,8 +47,7 @@ def _check_paths(cfg: Config) -> None:
 
     problem = socket_path_problem(cfg.control.socket)
     if problem is not None:
-        raise ConfigError([ConfigProblem(cfg.path, cfg.where("control.socket"),
-                                         "control.socket", problem)])
+        raise ConfigError([cfg.problem("control.socket", problem)])
     if cfg.audio.backend == "wav":
         from swaramd.adapters.wav_audio import check_wav_files
 
@@ -87,8 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         return run_daemon(cfg, secret_filter)
     except PanelError as exc:  # e.g. pin_factory auto on a machine with no GPIO: the key's line
-        raise ConfigError([ConfigProblem(cfg.path, cfg.where(exc.key), exc.key, str(exc))]
-                          ) from None
+        raise ConfigError([cfg.problem(exc.key, str(exc))]) from None
 
 
 def cmd_status(args: argparse.Namespace) -> int:

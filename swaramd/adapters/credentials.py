@@ -48,7 +48,7 @@ def _read_file(path: Path, cfg: Config, key: str) -> str:
     try:
         info = path.stat()
         if stat.S_ISDIR(info.st_mode):
-            raise IsADirectoryError
+            raise _problem(cfg, key, f"key file {path} is a directory")
         if not stat.S_ISREG(info.st_mode):
             raise _problem(cfg, key, f"key file {path} is not a regular file")
         if info.st_size > MAX_KEY_FILE_BYTES:
@@ -59,8 +59,6 @@ def _read_file(path: Path, cfg: Config, key: str) -> str:
         raise _problem(cfg, key, f"key file {path} does not exist") from None
     except PermissionError:
         raise _problem(cfg, key, f"key file {path} is not readable by this user") from None
-    except IsADirectoryError:
-        raise _problem(cfg, key, f"key file {path} is a directory") from None
     except OSError as exc:
         raise _problem(cfg, key, f"key file {path} cannot be read: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -86,4 +84,4 @@ def _problem(cfg: Config, key: str, problem: str) -> ConfigError:
     if not key:  # the systemd credential is not in the config file
         return ConfigError([ConfigProblem("$CREDENTIALS_DIRECTORY", None, CREDENTIAL_NAME,
                                           problem)])
-    return ConfigError([ConfigProblem(cfg.path, cfg.where(key), key, problem)])
+    return ConfigError([cfg.problem(key, problem)])

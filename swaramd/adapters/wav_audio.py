@@ -31,7 +31,7 @@ import numpy as np
 
 from swaramd.adapters.audio import MAX_DEVICE_PERIOD_MS, WIRE_RATE, AudioEngine, AudioHealth
 from swaramd.core.config import Config
-from swaramd.core.errors import AudioDeviceError, ConfigError, ConfigProblem
+from swaramd.core.errors import AudioDeviceError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -108,52 +108,57 @@ def check_wav_files(cfg: Config) -> None:
     `check-config` and `run` call this before anything is opened, so a bad path exits 78
     with the key's line, not 1 once the daemon is up."""
     audio, problems = cfg.audio, []
-    if audio.wav_input is not None:
-        try:
-            check_wav_input(audio.wav_input)
-        except AudioDeviceError as exc:
-            problems.append(("audio.wav_input", str(exc).removeprefix("audio.wav_input ")))
-    if audio.wav_output is not None:
-        out = audio.wav_output
-        if out.is_dir():
-            problems.append(("audio.wav_output", f"{out} is a directory"))
-        elif out.exists() and not out.is_file():
-            problems.append(("audio.wav_output", f"{out} is not a regular file (the WAV "
-                                                 f"header is rewritten in place)"))
-        elif out.exists() and not os.access(out, os.W_OK):
-            problems.append(("audio.wav_output", f"{out} is not writable by this user"))
-        elif not out.exists() and not out.parent.is_dir():
-            problems.append(("audio.wav_output", f"{out}: its directory does not exist"))
-        elif not out.exists() and not os.access(out.parent, os.W_OK | os.X_OK):
-            problems.append(("audio.wav_output",
-                             f"{out}: its directory is not writable by this user"))
+    if audio.wav_input is not None and (problem := wav_input_problem(audio.wav_input)):
+        problems.append(cfg.problem("audio.wav_input", problem))
+    if audio.wav_output is not None and (problem := _wav_output_problem(audio.wav_output)):
+        problems.append(cfg.problem("audio.wav_output", problem))
     if problems:
-        raise ConfigError([ConfigProblem(cfg.path, cfg.where(key), key, problem)
-                           for key, problem in problems])
+        raise ConfigError(problems)
 
 
 def check_wav_input(path: Path) -> None:
     """Raise AudioDeviceError unless `path` is a readable 24 kHz mono PCM16 WAV."""
+    problem = wav_input_problem(path)
+    if problem is not None:
+        raise AudioDeviceError(f"audio.wav_input {problem}")
+
+
+def wav_input_problem(path: Path) -> str | None:
+    """Why `path` is not a readable 24 kHz mono PCM16 WAV, or None."""
     if path.exists() and not path.is_file() and not path.is_dir():   # a FIFO would block
-        raise AudioDeviceError(f"audio.wav_input {path} is not a regular file")
+        return f"{path} is not a regular file"
     try:
         with wave.open(str(path), "rb") as w:
             shape = (w.getframerate(), w.getnchannels(), w.getsampwidth())
     except FileNotFoundError:
-        raise AudioDeviceError(f"audio.wav_input {path} does not exist") from None
+        return f"{path} does not exist"
     except PermissionError:
-        raise AudioDeviceError(f"audio.wav_input {path} is not readable by this user") from None
+        return f"{path} is not readable by this user"
     except IsADirectoryError:
-        raise AudioDeviceError(f"audio.wav_input {path} is a directory") from None
+        return f"{path} is a directory"
     except OSError as exc:
-        raise AudioDeviceError(f"audio.wav_input {path} cannot be read: {exc.strerror}") \
-            from None
+        return f"{path} cannot be read: {exc.strerror}"
     except (wave.Error, EOFError) as exc:
-        raise AudioDeviceError(f"audio.wav_input {path} is not a PCM WAV file: {exc or 'empty'}"
-                               ) from None
+        return f"{path} is not a PCM WAV file: {exc or 'empty'}"
     if shape != (WIRE_RATE, 1, 2):
-        raise AudioDeviceError(f"audio.wav_input {path} must be 24000 Hz mono 16-bit, "
-                               f"is {shape[0]} Hz, {shape[1]} channel(s), {shape[2] * 8}-bit")
+        return (f"{path} must be 24000 Hz mono 16-bit, is {shape[0]} Hz, {shape[1]} "
+                f"channel(s), {shape[2] * 8}-bit")
+    return None
+
+
+def _wav_output_problem(out: Path) -> str | None:
+    """Why the WAV output cannot be written at `out`, or None."""
+    if out.is_dir():
+        return f"{out} is a directory"
+    if out.exists():
+        if not out.is_file():
+            return f"{out} is not a regular file (the WAV header is rewritten in place)"
+        return None if os.access(out, os.W_OK) else f"{out} is not writable by this user"
+    if not out.parent.is_dir():
+        return f"{out}: its directory does not exist"
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        return f"{out}: its directory is not writable by this user"
+    return None
 
 
 def _open_sink(path: Path) -> tuple[wave.Wave_write, Any]:

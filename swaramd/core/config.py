@@ -132,6 +132,10 @@ class Config:
         """The line a dotted key was written on, if it was written at all."""
         return self.lines.get(key)
 
+    def problem(self, key: str, problem: str) -> ConfigProblem:
+        """`problem` with `key`, located at this file and the key's line (when written)."""
+        return ConfigProblem(self.path, self.where(key), key, problem)
+
 
 class _Bad(Exception):
     """A value failed its check; the message is the problem, for the caller to locate."""
