@@ -65,6 +65,7 @@ class ChaosPlan:
     progress: bool = False
     daemon_scale: float | None = None  # what the daemon really runs (None: `scale`); only to
                                        # prove the hot-loop check catches a too-fast daemon
+    dwell_share: float = 0.5      # share of connections that stay up until stable first
 
     def draw(self) -> tuple[list[str], list[bool]]:
         """Every fault once, the rest at random, shuffled; and which connections dwell until
@@ -73,7 +74,7 @@ class ChaosPlan:
         plan = list(self.faults)[: self.connections]
         plan += [rng.choice(self.faults) for _ in range(self.connections - len(plan))]
         rng.shuffle(plan)
-        return plan, [rng.random() < 0.5 for _ in plan]
+        return plan, [rng.random() < self.dwell_share for _ in plan]
 
 
 @dataclass
