@@ -8,7 +8,9 @@ Exit codes: 0 success; 1 no daemon answered (`status`) or a crash; 78
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -20,6 +22,9 @@ from swaramd.core.errors import ConfigError, ConfigProblem, PanelError, SwaramdE
 
 EX_OK, EX_FAIL, EX_CONFIG = 0, 1, 78
 SYSTEM_CONFIG = Path("/etc/swaramd/config.yaml")
+PR_SET_DUMPABLE = 4  # <linux/prctl.h>
+
+log = logging.getLogger(__name__)
 
 
 def find_config(explicit: str | None) -> Path:
@@ -38,6 +43,21 @@ def _load(args: argparse.Namespace) -> Config:
     if not path.exists():
         raise ConfigError([ConfigProblem(str(path), None, "", "no such config file")])
     return load_config(path)
+
+
+def _forbid_core_dumps() -> str | None:
+    """Make this process non-dumpable (prctl PR_SET_DUMPABLE 0): no core dump, and no
+    ptrace or /proc/PID/mem read by other processes of the same user, could show the API
+    key held in memory. Returns why not (not Linux, no prctl), or None when done."""
+    if not sys.platform.startswith("linux"):
+        return f"no prctl on {sys.platform}"
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            return f"prctl failed: {os.strerror(ctypes.get_errno())}"
+    except (OSError, AttributeError) as exc:
+        return f"no prctl: {exc}"
+    return None
 
 
 def _check_paths(cfg: Config) -> None:
@@ -79,10 +99,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from swaramd.adapters.logs import setup_logging
     from swaramd.daemon import run_daemon
 
+    still_dumpable = _forbid_core_dumps()  # before the key is in memory
     cfg = _load(args)
     key = read_api_key(cfg)  # a bad key source is a config error: exit 78 before opening anything
     _check_paths(cfg)
     secret_filter = setup_logging(cfg.log.level, secrets=[key])
+    if still_dumpable is not None:
+        log.debug("the process stays dumpable (%s): LimitCORE=0 in the unit keeps core dumps "
+                  "off", still_dumpable)
     try:
         return run_daemon(cfg, secret_filter)
     except PanelError as exc:  # e.g. pin_factory auto on a machine with no GPIO: the key's line
@@ -142,6 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say_restarts_stop(command: str) -> None:
+    """Under systemd (`$INVOCATION_ID` set), exit 78 ends the restarts (the unit's
+    RestartPreventExitStatus=78): say so in the journal, next to the problem."""
+    if command == "run" and os.environ.get("INVOCATION_ID"):
+        print("swaramd: exit 78, a config problem (above): systemd does not restart swaramd "
+              "until it is fixed; check with `swaramd check-config`, then "
+              "`systemctl restart swaramd`", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code (never a traceback for bad input)."""
     args = build_parser().parse_args(argv)
@@ -150,9 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        _say_restarts_stop(args.command)
         return EX_CONFIG
     except PanelError as exc:  # e.g. pin_factory auto on a machine with no GPIO
         print(f"swaramd: {exc}", file=sys.stderr)
+        _say_restarts_stop(args.command)
         return EX_CONFIG
     except SwaramdError as exc:
         print(f"swaramd: {exc}", file=sys.stderr)

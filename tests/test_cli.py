@@ -195,3 +195,15 @@ def test_console_script_is_installed():
     exe = Path(sys.executable).with_name("swaramd")
     proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0 and "swaramd" in proc.stdout
+
+
+def test_run_under_systemd_says_a_config_error_stops_restarts(tmp_path, monkeypatch, capsys):
+    cfg = write_config(tmp_path, "audio:\n  frame_ms: 3\n")
+    monkeypatch.setenv("INVOCATION_ID", "0123456789abcdef")
+    assert main(["run", "-c", str(cfg)]) == 78
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0] == f"{cfg}:2: audio.frame_ms: must be from 10 to 200 (got 3)"
+    assert len(lines) == 2 and "does not restart swaramd until it is fixed" in lines[1], lines
+    monkeypatch.delenv("INVOCATION_ID")
+    assert main(["run", "-c", str(cfg)]) == 78  # by hand: the problem line alone
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

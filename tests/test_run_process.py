@@ -1,5 +1,6 @@
 """`swaramd run` as a real process: a minute of conversation with flat memory and a clean log,
-real signals (SIGHUP reload, SIGTERM stop within 2 s, exit 0), and exit 78 on a bad config."""
+real signals (SIGHUP reload, SIGTERM stop within 2 s, exit 0), exit 78 on a bad config, and a
+process that cannot dump core."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SOAK_S = float(os.environ.get("SWARAMD_SOAK_S", "60"))
 
 
-async def start(tmp: Path, url: str, **sections) -> asyncio.subprocess.Process:
+async def start(tmp: Path, url: str, *, env: dict[str, str] | None = None,
+                group: int | None = None, **sections) -> asyncio.subprocess.Process:
     (tmp / "key").write_text(KEY + "\n")
     write_wav(tmp / "in.wav", (np.random.default_rng(1).normal(0, 300, RATE * 5)).astype("<i2"))
     sections.setdefault("gpio", {"pin_factory": "none"})
@@ -30,7 +32,7 @@ async def start(tmp: Path, url: str, **sections) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "swaramd", "run", "-c", str(tmp / "config.yaml"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp)
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, cwd=tmp, group=group)
 
 
 async def stop(proc: asyncio.subprocess.Process) -> tuple[int, float, str]:
@@ -137,3 +139,28 @@ async def test_sigterm_stops_within_2s_even_when_the_peer_stalls(tmp_path):
             code, took, err = await stop(proc)
     assert code == 0, err[-2000:]
     assert took < 2.0, took
+
+
+async def hold(peer: Peer) -> None:
+    await peer.setup()
+    await peer.hold(30)
+
+
+async def test_run_is_not_dumpable(tmp_path):
+    """A non-dumpable process's /proc/PID files belong to root:root, whatever its own ids: the
+    daemon runs with another group (as root) or user (as anyone else) to tell the two apart."""
+    group = 65534 if os.getuid() == 0 else None  # nogroup
+    async with FakeService([hold]) as svc:
+        proc = await start(tmp_path, svc.url, group=group)
+        try:
+            async with asyncio.timeout(15):
+                while not svc.peers or not svc.peers[0].received:
+                    await asyncio.sleep(0.05)
+            own = os.stat(f"/proc/{proc.pid}")
+            status = os.stat(f"/proc/{proc.pid}/status")
+        finally:
+            code, _, err = await stop(proc)
+    assert code == 0, err[-2000:]
+    assert (own.st_uid, own.st_gid) != (0, 0)  # the test can tell: the ids differ from root's
+    assert (status.st_uid, status.st_gid) == (0, 0), "the daemon is dumpable"
+
