@@ -1,11 +1,12 @@
 """`swaramd run` as a real process: a minute of conversation with flat memory and a clean log,
-real signals (SIGHUP reload, SIGTERM stop within 2 s, exit 0), exit 78 on a bad config, and a
-process that cannot dump core."""
+real signals (SIGHUP reload, SIGTERM stop within 2 s, exit 0), exit 78 on a bad config, a
+process that cannot dump core, and no libjack or ALSA chatter on its stderr."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.adapters.alsa_rig import file_pcm, jack_pcm, write_asoundrc
 from tests.daemon_rig import KEY, RATE, config_text, reply, tone
 from tests.support.procfs import rss_anon_kb
 from tests.support.service import FakeService, Peer
@@ -141,6 +143,17 @@ async def test_sigterm_stops_within_2s_even_when_the_peer_stalls(tmp_path):
     assert took < 2.0, took
 
 
+async def wait_for_line(proc: asyncio.subprocess.Process, text: str, seen: list[str],
+                        timeout: float = 30) -> None:
+    """Read stderr lines into `seen` until one holds `text` (bounded)."""
+    assert proc.stderr is not None
+    async with asyncio.timeout(timeout):
+        while not seen or text not in seen[-1]:
+            line = await proc.stderr.readline()
+            assert line, f"stderr ended before {text!r}: {seen[-20:]}"
+            seen.append(line.decode().rstrip("\n"))
+
+
 async def hold(peer: Peer) -> None:
     await peer.setup()
     await peer.hold(30)
@@ -164,3 +177,29 @@ async def test_run_is_not_dumpable(tmp_path):
     assert (own.st_uid, own.st_gid) != (0, 0)  # the test can tell: the ids differ from root's
     assert (status.st_uid, status.st_gid) == (0, 0), "the daemon is dumpable"
 
+
+SWARAMD_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ swaramd[.:]")
+
+
+async def test_pyaudio_without_a_jack_server_logs_swaramd_lines_only(tmp_path):
+    """PortAudio's JACK host and an ALSA `type jack` PCM both try a server that does not
+    run, and an ALSA PCM names a card that does not exist: libjack and alsa-lib would print
+    a dozen lines at each (re)open. The journal gets swaramd's own lines only."""
+    asoundrc = write_asoundrc(tmp_path / "asound.conf", jack_pcm("jackpcm"),
+                              "pcm.nocard { type hw card 99 }",
+                              file_pcm("speaker", outfile=tmp_path / "spk.raw"))
+    env = {"ALSA_CONFIG_PATH": str(asoundrc), "JACK_NO_START_SERVER": "1",
+           "JACK_DEFAULT_SERVER": f"swaramd-test-none-{os.getpid()}"}
+    seen: list[str] = []
+    async with FakeService([hold]) as svc:
+        proc = await start(tmp_path, svc.url, env=env,
+                           audio={"backend": "pyaudio", "output_device": "speaker",
+                                  "input_device": "jackpcm"})
+        try:
+            await wait_for_line(proc, "audio device problem", seen)
+            await wait_for_line(proc, "audio device problem", seen)  # and again at the retry
+        finally:
+            code, _, err = await stop(proc)
+    lines = seen + err.splitlines()
+    assert code == 0, lines[-30:]
+    assert [line for line in lines if not SWARAMD_LINE.match(line)] == []
