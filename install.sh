@@ -391,6 +391,8 @@ check_config() {
         printf '%s\n' "$out" >&2
         die "$CONFIG has problems (above): fix it, then run install.sh again"
     fi
+    # Warnings (pin_factory auto on a machine with no GPIO) do not stop the install.
+    grep -F ': warning: ' <<<"$out" >&2 || true
 }
 
 # ---------------------------------------------------------------- systemd

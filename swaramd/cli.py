@@ -77,10 +77,14 @@ def _check_paths(cfg: Config) -> None:
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the config and the key source; print where the key comes from."""
     from swaramd.adapters.credentials import read_api_key
+    from swaramd.adapters.panel import gpio_absent
 
     cfg = _load(args)
     read_api_key(cfg)
     _check_paths(cfg)
+    no_gpio = gpio_absent(cfg.gpio.pin_factory)
+    if no_gpio is not None:  # a warning: gpiozero may still find a remote pigpio or the like
+        print(cfg.problem("gpio.pin_factory", f"warning: {no_gpio}"), file=sys.stderr)
     cred = os.environ.get("CREDENTIALS_DIRECTORY")
     if cred and (Path(cred) / "api_key").exists():
         source = "$CREDENTIALS_DIRECTORY/api_key"

@@ -207,3 +207,24 @@ def test_run_under_systemd_says_a_config_error_stops_restarts(tmp_path, monkeypa
     monkeypatch.delenv("INVOCATION_ID")
     assert main(["run", "-c", str(cfg)]) == 78  # by hand: the problem line alone
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_check_config_warns_when_auto_will_find_no_gpio(tmp_path, key_file, monkeypatch, capsys):
+    from swaramd.adapters import panel
+
+    monkeypatch.setattr(panel, "GPIO_CHIPS", str(tmp_path / "dev" / "gpiochip*"))
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
+    cfg = write_config(tmp_path, f"server:\n  api_key_file: {key_file}\n"
+                                 f"gpio:\n  pin_factory: auto\n")
+    assert main(["check-config", "-c", str(cfg)]) == 0
+    out, err = capsys.readouterr()
+    assert "OK" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{cfg}:4: gpio.pin_factory: warning: "), err
+    assert "no GPIO chip" in lines[0] and "exit 78" in lines[0]
+    assert "pin_factory: none" in lines[0] and "pin_factory: mock" in lines[0]
+
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "gpiochip0").touch()
+    assert main(["check-config", "-c", str(cfg)]) == 0
+    assert capsys.readouterr().err == ""
