@@ -38,10 +38,21 @@ def find_config(explicit: str | None) -> Path:
     return Path("config.yaml")
 
 
+def _where_looked(explicit: str | None) -> str:
+    """How `find_config` chose its path, for the error when there is no file there."""
+    if explicit:
+        return "given with -c"
+    if os.environ.get("SWARAMD_CONFIG"):
+        return "named by $SWARAMD_CONFIG"
+    return (f"looked for -c FILE (not given), $SWARAMD_CONFIG (not set), {SYSTEM_CONFIG} "
+            f"and ./config.yaml (in {Path.cwd()})")
+
+
 def _load(args: argparse.Namespace) -> Config:
     path = find_config(args.config)
     if not path.exists():
-        raise ConfigError([ConfigProblem(str(path), None, "", "no such config file")])
+        raise ConfigError([ConfigProblem(str(path), None, "",
+                                         f"no such config file ({_where_looked(args.config)})")])
     return load_config(path)
 
 

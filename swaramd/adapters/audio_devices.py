@@ -74,8 +74,14 @@ def list_devices() -> list[AudioDevice]:
             pa.terminate()
 
 
+NO_SOUND_CARD = ("no sound card found: PortAudio sees no audio device (is one plugged in? "
+                 "`aplay -l` lists what ALSA sees)\n")
+
+
 def format_devices(devices: Sequence[AudioDevice]) -> str:
     """The text of `swaramd devices`: inputs, then outputs."""
+    if not devices:
+        return NO_SOUND_CARD
     lines: list[str] = []
     for title, direction in (("Inputs", "input"), ("Outputs", "output")):
         lines.append(f"{title}:")
