@@ -171,6 +171,25 @@ put_file() {
     return 0
 }
 
+# refuse_links PATH...: with --root, no part of PATH below DIR may be a symbolic
+# link: mkdir, chmod, cp and rm would follow it and change files outside DIR.
+refuse_links() {
+    real_system && return 0
+    local path part cur
+    local -a parts
+    for path in "$@"; do
+        cur=$ROOT
+        IFS=/ read -r -a parts <<<"${path#"$ROOT"/}"
+        for part in "${parts[@]}"; do
+            cur=$cur/$part
+            if [[ -L $cur ]]; then
+                die "$cur is a symbolic link: with --root nothing under $ROOT may be one (it would write outside)"
+            fi
+            [[ -e $cur ]] || break
+        done
+    done
+}
+
 trim() {
     local s=$1
     s=${s#"${s%%[![:space:]]*}"}
@@ -372,6 +391,8 @@ check_config() {
         printf '%s\n' "$out" >&2
         die "$CONFIG has problems (above): fix it, then run install.sh again"
     fi
+    # Warnings (pin_factory auto on a machine with no GPIO) do not stop the install.
+    grep -F ': warning: ' <<<"$out" >&2 || true
 }
 
 # ---------------------------------------------------------------- systemd
@@ -433,6 +454,7 @@ check_system() {
 
 do_install() {
     check_sources
+    refuse_links "$OPT/README.md" "$SHIPPED_CONFIG" "$STAMP" "$CONFIG" "$CONFIG.dist" "$KEY" "$UNIT"
     if real_system; then
         check_system
         detect_lgpio
@@ -479,6 +501,7 @@ remove() {
 }
 
 do_uninstall() {
+    refuse_links "$UNIT" "$OPT" "$ETC" "$STATE"
     if real_system; then
         [[ $(id -u) -eq 0 ]] || die "run it as root (sudo ./install.sh --uninstall)"
         if command -v systemctl >/dev/null; then

@@ -8,7 +8,9 @@ Exit codes: 0 success; 1 no daemon answered (`status`) or a crash; 78
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -20,6 +22,9 @@ from swaramd.core.errors import ConfigError, ConfigProblem, PanelError, SwaramdE
 
 EX_OK, EX_FAIL, EX_CONFIG = 0, 1, 78
 SYSTEM_CONFIG = Path("/etc/swaramd/config.yaml")
+PR_SET_DUMPABLE = 4  # <linux/prctl.h>
+
+log = logging.getLogger(__name__)
 
 
 def find_config(explicit: str | None) -> Path:
@@ -33,11 +38,37 @@ def find_config(explicit: str | None) -> Path:
     return Path("config.yaml")
 
 
+def _where_looked(explicit: str | None) -> str:
+    """How `find_config` chose its path, for the error when there is no file there."""
+    if explicit:
+        return "given with -c"
+    if os.environ.get("SWARAMD_CONFIG"):
+        return "named by $SWARAMD_CONFIG"
+    return (f"looked for -c FILE (not given), $SWARAMD_CONFIG (not set), {SYSTEM_CONFIG} "
+            f"and ./config.yaml (in {Path.cwd()})")
+
+
 def _load(args: argparse.Namespace) -> Config:
     path = find_config(args.config)
     if not path.exists():
-        raise ConfigError([ConfigProblem(str(path), None, "", "no such config file")])
+        raise ConfigError([ConfigProblem(str(path), None, "",
+                                         f"no such config file ({_where_looked(args.config)})")])
     return load_config(path)
+
+
+def _forbid_core_dumps() -> str | None:
+    """Make this process non-dumpable (prctl PR_SET_DUMPABLE 0): no core dump, and no
+    ptrace or /proc/PID/mem read by other processes of the same user, could show the API
+    key held in memory. Returns why not (not Linux, no prctl), or None when done."""
+    if not sys.platform.startswith("linux"):
+        return f"no prctl on {sys.platform}"
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            return f"prctl failed: {os.strerror(ctypes.get_errno())}"
+    except (OSError, AttributeError) as exc:
+        return f"no prctl: {exc}"
+    return None
 
 
 def _check_paths(cfg: Config) -> None:
@@ -57,10 +88,14 @@ def _check_paths(cfg: Config) -> None:
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the config and the key source; print where the key comes from."""
     from swaramd.adapters.credentials import read_api_key
+    from swaramd.adapters.panel import gpio_absent
 
     cfg = _load(args)
     read_api_key(cfg)
     _check_paths(cfg)
+    no_gpio = gpio_absent(cfg.gpio.pin_factory)
+    if no_gpio is not None:  # a warning: gpiozero may still find a remote pigpio or the like
+        print(cfg.problem("gpio.pin_factory", f"warning: {no_gpio}"), file=sys.stderr)
     cred = os.environ.get("CREDENTIALS_DIRECTORY")
     if cred and (Path(cred) / "api_key").exists():
         source = "$CREDENTIALS_DIRECTORY/api_key"
@@ -79,10 +114,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from swaramd.adapters.logs import setup_logging
     from swaramd.daemon import run_daemon
 
+    still_dumpable = _forbid_core_dumps()  # before the key is in memory
     cfg = _load(args)
     key = read_api_key(cfg)  # a bad key source is a config error: exit 78 before opening anything
     _check_paths(cfg)
     secret_filter = setup_logging(cfg.log.level, secrets=[key])
+    if still_dumpable is not None:
+        log.debug("the process stays dumpable (%s): LimitCORE=0 in the unit keeps core dumps "
+                  "off", still_dumpable)
     try:
         return run_daemon(cfg, secret_filter)
     except PanelError as exc:  # e.g. pin_factory auto on a machine with no GPIO: the key's line
@@ -142,6 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say_restarts_stop(command: str) -> None:
+    """Under systemd (`$INVOCATION_ID` set), exit 78 ends the restarts (the unit's
+    RestartPreventExitStatus=78): say so in the journal, next to the problem."""
+    if command == "run" and os.environ.get("INVOCATION_ID"):
+        print("swaramd: exit 78, a config problem (above): systemd does not restart swaramd "
+              "until it is fixed; check with `swaramd check-config`, then "
+              "`systemctl restart swaramd`", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code (never a traceback for bad input)."""
     args = build_parser().parse_args(argv)
@@ -150,9 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        _say_restarts_stop(args.command)
         return EX_CONFIG
     except PanelError as exc:  # e.g. pin_factory auto on a machine with no GPIO
         print(f"swaramd: {exc}", file=sys.stderr)
+        _say_restarts_stop(args.command)
         return EX_CONFIG
     except SwaramdError as exc:
         print(f"swaramd: {exc}", file=sys.stderr)

@@ -195,3 +195,71 @@ def test_console_script_is_installed():
     exe = Path(sys.executable).with_name("swaramd")
     proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0 and "swaramd" in proc.stdout
+
+
+def test_check_config_warns_when_auto_will_find_no_gpio(tmp_path, key_file, monkeypatch, capsys):
+    from swaramd.adapters import panel
+
+    monkeypatch.setattr(panel, "GPIO_CHIPS", str(tmp_path / "dev" / "gpiochip*"))
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
+    cfg = write_config(tmp_path, f"server:\n  api_key_file: {key_file}\n"
+                                 f"gpio:\n  pin_factory: auto\n")
+    assert main(["check-config", "-c", str(cfg)]) == 0
+    out, err = capsys.readouterr()
+    assert "OK" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{cfg}:4: gpio.pin_factory: warning: "), err
+    assert "no GPIO chip" in lines[0] and "exit 78" in lines[0]
+    assert "pin_factory: none" in lines[0] and "pin_factory: mock" in lines[0]
+
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "gpiochip0").touch()
+    assert main(["check-config", "-c", str(cfg)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_missing_config_says_where_it_looked(tmp_path, monkeypatch, capsys):
+    from swaramd import cli
+
+    monkeypatch.setattr(cli, "SYSTEM_CONFIG", tmp_path / "etc" / "config.yaml")
+    monkeypatch.delenv("SWARAMD_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["check-config"]) == 78
+    assert capsys.readouterr().err.strip() == (
+        f"config.yaml: no such config file (looked for -c FILE (not given), $SWARAMD_CONFIG "
+        f"(not set), {tmp_path / 'etc' / 'config.yaml'} and ./config.yaml (in {tmp_path}))")
+    monkeypatch.setenv("SWARAMD_CONFIG", str(tmp_path / "env.yaml"))
+    assert main(["check-config"]) == 78
+    assert capsys.readouterr().err.strip() == \
+        f"{tmp_path / 'env.yaml'}: no such config file (named by $SWARAMD_CONFIG)"
+    assert main(["check-config", "-c", "given.yaml"]) == 78
+    assert capsys.readouterr().err.strip() == "given.yaml: no such config file (given with -c)"
+
+
+def test_a_relative_key_path_says_what_it_is_relative_to(tmp_path, monkeypatch, capsys):
+    cfg = write_config(tmp_path, "server:\n  api_key_file: keys/api_key\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["check-config", "-c", str(cfg)]) == 78
+    assert capsys.readouterr().err.strip() == (
+        f"{cfg}:2: server.api_key_file: key file keys/api_key does not exist (a relative path "
+        f"is taken from the working directory, {tmp_path})")
+
+
+def test_run_under_systemd_says_a_config_error_stops_restarts(tmp_path, monkeypatch, capsys):
+    cfg = write_config(tmp_path, "audio:\n  frame_ms: 3\n")
+    monkeypatch.setenv("INVOCATION_ID", "0123456789abcdef")
+    assert main(["run", "-c", str(cfg)]) == 78
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0] == f"{cfg}:2: audio.frame_ms: must be from 10 to 200 (got 3)"
+    assert len(lines) == 2 and "does not restart swaramd until it is fixed" in lines[1], lines
+    monkeypatch.delenv("INVOCATION_ID")
+    assert main(["run", "-c", str(cfg)]) == 78  # by hand: the problem line alone
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_devices_without_a_sound_card_says_so(monkeypatch, capsys):
+    from swaramd.adapters import audio_devices
+
+    monkeypatch.setattr(audio_devices, "list_devices", lambda: [])
+    assert main(["devices"]) == 0
+    assert capsys.readouterr().out.startswith("no sound card found")

@@ -338,6 +338,42 @@ def test_uninstall_keeps_config_and_key_and_purge_removes_them(
     ok(install(checkout, root, "--uninstall", "--purge"))
 
 
+@pytest.mark.parametrize("link", ["etc", "etc/swaramd", "etc/systemd", "opt",
+                                  "etc/swaramd/api_key", "etc/swaramd/config.yaml"])
+def test_root_refuses_symbolic_links_inside_it(checkout: Path, tmp_path: Path, link: str) -> None:
+    """A link inside DIR would send the key, config and unit (or a chmod) outside DIR."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir(mode=0o700)
+    os.chmod(outside, 0o700)  # whatever the umask
+    (root / link).parent.mkdir(parents=True, exist_ok=True)
+    if link.endswith(("api_key", "config.yaml")):
+        (outside / "file").write_text("precious\n")
+        os.chmod(outside / "file", 0o644)
+        (root / link).symlink_to(outside / "file")
+    else:
+        (root / link).symlink_to(outside)
+    before, before_root = snapshot(outside), snapshot(root)
+    error = failed(install(checkout, root, "--skip-venv", key=KEY))
+    assert error == (f"install.sh: error: {root / link} is a symbolic link: with --root "
+                     f"nothing under {root} may be one (it would write outside)")
+    assert snapshot(outside) == before and mode(outside) == 0o700
+    assert snapshot(root) == before_root  # refused before anything was written
+
+
+def test_root_refuses_a_linked_install_dir_and_keeps_its_mode(checkout: Path,
+                                                              tmp_path: Path) -> None:
+    root, private = tmp_path / "root", tmp_path / "private"
+    private.mkdir()
+    os.chmod(private, 0o700)
+    (root / "opt").mkdir(parents=True)
+    (root / "opt/swaramd").symlink_to(private)
+    failed(install(checkout, root, "--skip-venv", key=KEY))
+    assert mode(private) == 0o700 and list(private.iterdir()) == []
+    assert not (root / "etc").exists()
+    failed(install(checkout, root, "--uninstall"))
+    assert private.is_dir()
+
+
 @pytest.mark.parametrize(("args", "code", "text"), [
     (["--help"], 0, "Usage:"),
     (["--root", "ROOT", "--bogus"], 2, "unknown argument: --bogus"),

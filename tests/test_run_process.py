@@ -1,10 +1,12 @@
 """`swaramd run` as a real process: a minute of conversation with flat memory and a clean log,
-real signals (SIGHUP reload, SIGTERM stop within 2 s, exit 0), and exit 78 on a bad config."""
+real signals (SIGHUP reload, SIGTERM stop within 2 s, exit 0), exit 78 on a bad config, a
+process that cannot dump core, and no libjack or ALSA chatter on its stderr."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 import time
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.adapters.alsa_rig import file_pcm, jack_pcm, write_asoundrc
 from tests.daemon_rig import KEY, RATE, config_text, reply, tone
 from tests.support.procfs import rss_anon_kb
 from tests.support.service import FakeService, Peer
@@ -21,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SOAK_S = float(os.environ.get("SWARAMD_SOAK_S", "60"))
 
 
-async def start(tmp: Path, url: str, **sections) -> asyncio.subprocess.Process:
+async def start(tmp: Path, url: str, *, env: dict[str, str] | None = None,
+                group: int | None = None, **sections) -> asyncio.subprocess.Process:
     (tmp / "key").write_text(KEY + "\n")
     write_wav(tmp / "in.wav", (np.random.default_rng(1).normal(0, 300, RATE * 5)).astype("<i2"))
     sections.setdefault("gpio", {"pin_factory": "none"})
@@ -30,7 +34,7 @@ async def start(tmp: Path, url: str, **sections) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "swaramd", "run", "-c", str(tmp / "config.yaml"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp)
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, cwd=tmp, group=group)
 
 
 async def stop(proc: asyncio.subprocess.Process) -> tuple[int, float, str]:
@@ -137,3 +141,65 @@ async def test_sigterm_stops_within_2s_even_when_the_peer_stalls(tmp_path):
             code, took, err = await stop(proc)
     assert code == 0, err[-2000:]
     assert took < 2.0, took
+
+
+async def wait_for_line(proc: asyncio.subprocess.Process, text: str, seen: list[str],
+                        timeout: float = 30) -> None:
+    """Read stderr lines into `seen` until one holds `text` (bounded)."""
+    assert proc.stderr is not None
+    async with asyncio.timeout(timeout):
+        while not seen or text not in seen[-1]:
+            line = await proc.stderr.readline()
+            assert line, f"stderr ended before {text!r}: {seen[-20:]}"
+            seen.append(line.decode().rstrip("\n"))
+
+
+async def hold(peer: Peer) -> None:
+    await peer.setup()
+    await peer.hold(30)
+
+
+async def test_run_is_not_dumpable(tmp_path):
+    """A non-dumpable process's /proc/PID files belong to root:root, whatever its own ids: the
+    daemon runs with another group (as root) or user (as anyone else) to tell the two apart."""
+    group = 65534 if os.getuid() == 0 else None  # nogroup
+    async with FakeService([hold]) as svc:
+        proc = await start(tmp_path, svc.url, group=group)
+        try:
+            async with asyncio.timeout(15):
+                while not svc.peers or not svc.peers[0].received:
+                    await asyncio.sleep(0.05)
+            own = os.stat(f"/proc/{proc.pid}")
+            status = os.stat(f"/proc/{proc.pid}/status")
+        finally:
+            code, _, err = await stop(proc)
+    assert code == 0, err[-2000:]
+    assert (own.st_uid, own.st_gid) != (0, 0)  # the test can tell: the ids differ from root's
+    assert (status.st_uid, status.st_gid) == (0, 0), "the daemon is dumpable"
+
+
+SWARAMD_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ swaramd[.:]")
+
+
+async def test_pyaudio_without_a_jack_server_logs_swaramd_lines_only(tmp_path):
+    """PortAudio's JACK host and an ALSA `type jack` PCM both try a server that does not
+    run, and an ALSA PCM names a card that does not exist: libjack and alsa-lib would print
+    a dozen lines at each (re)open. The journal gets swaramd's own lines only."""
+    asoundrc = write_asoundrc(tmp_path / "asound.conf", jack_pcm("jackpcm"),
+                              "pcm.nocard { type hw card 99 }",
+                              file_pcm("speaker", outfile=tmp_path / "spk.raw"))
+    env = {"ALSA_CONFIG_PATH": str(asoundrc), "JACK_NO_START_SERVER": "1",
+           "JACK_DEFAULT_SERVER": f"swaramd-test-none-{os.getpid()}"}
+    seen: list[str] = []
+    async with FakeService([hold]) as svc:
+        proc = await start(tmp_path, svc.url, env=env,
+                           audio={"backend": "pyaudio", "output_device": "speaker",
+                                  "input_device": "jackpcm"})
+        try:
+            await wait_for_line(proc, "audio device problem", seen)
+            await wait_for_line(proc, "audio device problem", seen)  # and again at the retry
+        finally:
+            code, _, err = await stop(proc)
+    lines = seen + err.splitlines()
+    assert code == 0, lines[-30:]
+    assert [line for line in lines if not SWARAMD_LINE.match(line)] == []

@@ -1,4 +1,5 @@
-"""The systemd unit: `systemd-analyze verify` says nothing, and the hardening scores <= 1.5."""
+"""The systemd unit: `systemd-analyze verify` says nothing, the hardening scores <= 1.5, no core
+dumps, and restarts that never give up, never hot-loop and stop on a config error."""
 
 from __future__ import annotations
 
@@ -38,9 +39,37 @@ def test_hardening_exposure_at_most_1_5(tmp_path):
 
 def test_unit_keeps_the_contract():
     text = UNIT.read_text()
-    for line in ("Type=notify", "NotifyAccess=main", "WatchdogSec=30", "Restart=on-failure",
+    for line in ("Type=notify", "NotifyAccess=main", "WatchdogSec=30", "LimitCORE=0",
                  "SupplementaryGroups=audio gpio", "LoadCredential=api_key:/etc/swaramd/api_key",
                  "RuntimeDirectory=swaramd", "StateDirectory=swaramd",
                  "ExecReload=/bin/kill -HUP $MAINPID", "NoNewPrivileges=yes",
                  "Wants=network-online.target sound.target"):
         assert line in text.splitlines(), line
+
+
+def settings() -> dict[str, list[str]]:
+    """Every `Key=value` of the unit, values in order (a key may repeat)."""
+    out: dict[str, list[str]] = {}
+    for line in UNIT.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith(("#", ";", "[")):
+            key, value = line.split("=", 1)
+            out.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+def test_restarts_forever_at_a_pace_that_cannot_hot_loop():
+    s = settings()
+    assert s["Restart"] == ["always"]
+    # No start limit: a crash loop must not end as a unit failed for good.
+    assert s.get("StartLimitIntervalSec") == ["0"] and "StartLimitBurst" not in s
+    pace = s["RestartSec"][-1]
+    assert pace.endswith("s") or pace.isdigit(), pace
+    assert float(pace.rstrip("s")) >= 2, pace
+
+
+def test_a_config_error_stops_restarts():
+    assert "78" in " ".join(settings().get("RestartPreventExitStatus", [])).split()
+
+
+def test_no_core_dumps():
+    assert settings().get("LimitCORE") == ["0"]

@@ -6,10 +6,13 @@ name substring, an index, or `default`) into a device, and gets an error that
 lists what there is when nothing matches.
 
 Probing makes ALSA, PortAudio and libjack print warnings for every plugin PCM
-they try; none of it helps a user, so `quiet_stderr` points file descriptor 2
-at /dev/null for the few hundred milliseconds of a probe (the CLI is single
-threaded then). The daemon, which must keep its log on stderr, uses
-`quiet_alsa` instead: it only swaps ALSA's own error handler.
+they try, and libjack repeats its own at every retry when no JACK server runs;
+none of it helps a user. `new_pyaudio` (the one way swaramd makes a PyAudio)
+first calls `silence_audio_libraries`, which swaps alsa-lib's error handler
+and libjack's error and info callbacks for no-ops for good, so `swaramd run`'s
+stderr (the journal) holds swaramd's own lines only. `swaramd devices` also
+points file descriptor 2 at /dev/null for its probe (`quiet_stderr`: the CLI is
+single threaded then), for what PortAudio prints itself.
 """
 
 from __future__ import annotations
@@ -71,8 +74,14 @@ def list_devices() -> list[AudioDevice]:
             pa.terminate()
 
 
+NO_SOUND_CARD = ("no sound card found: PortAudio sees no audio device (is one plugged in? "
+                 "`aplay -l` lists what ALSA sees)\n")
+
+
 def format_devices(devices: Sequence[AudioDevice]) -> str:
     """The text of `swaramd devices`: inputs, then outputs."""
+    if not devices:
+        return NO_SOUND_CARD
     lines: list[str] = []
     for title, direction in (("Inputs", "input"), ("Outputs", "output")):
         lines.append(f"{title}:")
@@ -105,13 +114,11 @@ def find_device(devices: Sequence[AudioDevice], spec: str | int, direction: Dire
 
 
 def new_pyaudio() -> Any:
-    """A `pyaudio.PyAudio` that will not start a JACK server as a side effect."""
+    """A `pyaudio.PyAudio` that will not start a JACK server nor write to stderr."""
     import pyaudio
 
-    # libjack starts a server on connect unless told not to; a daemon must not spawn one.
-    os.environ.setdefault("JACK_NO_START_SERVER", "1")
-    with quiet_alsa():
-        return pyaudio.PyAudio()
+    silence_audio_libraries()
+    return pyaudio.PyAudio()
 
 
 @contextlib.contextmanager
@@ -131,33 +138,40 @@ def quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+# The C callbacks live as long as the process: the libraries keep pointers to them.
 _ALSA_HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
                                  ctypes.c_int, ctypes.c_char_p)
+_JACK_HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
 _ignore_alsa_error = _ALSA_HANDLER(lambda *_: None)
+_ignore_jack_message = _JACK_HANDLER(lambda _: None)
+_silenced: list[bool] = []
 
 
-@contextlib.contextmanager
-def quiet_alsa() -> Iterator[None]:
-    """Swallow alsa-lib's own error messages for the block (thread-safe, stderr untouched)."""
-    lib = _libasound()
-    if lib is None:
-        yield
+def silence_audio_libraries() -> None:
+    """Once per process: libjack never starts a JACK server (a daemon must not spawn one),
+    and alsa-lib's errors and libjack's errors and info go nowhere instead of stderr.
+
+    Thread-safe afterwards (one global handler each, never swapped back); a library that
+    is not installed is skipped.
+    """
+    if _silenced:
         return
-    lib.snd_lib_error_set_handler(_ignore_alsa_error)
+    _silenced.append(True)
+    os.environ.setdefault("JACK_NO_START_SERVER", "1")
+    alsa = _load_library("asound")
+    if alsa is not None:
+        alsa.snd_lib_error_set_handler(_ignore_alsa_error)
+    jack = _load_library("jack")
+    if jack is not None:
+        for setter in ("jack_set_error_function", "jack_set_info_function"):
+            if hasattr(jack, setter):
+                getattr(jack, setter)(_ignore_jack_message)
+
+
+def _load_library(name: str) -> Any:
+    """The shared library `name` (the same copy PortAudio uses), or None."""
+    path = ctypes.util.find_library(name)
     try:
-        yield
-    finally:
-        lib.snd_lib_error_set_handler(None)
-
-
-_libasound_cache: list[Any] = []
-
-
-def _libasound() -> Any:
-    if not _libasound_cache:
-        name = ctypes.util.find_library("asound")
-        try:
-            _libasound_cache.append(ctypes.CDLL(name) if name else None)
-        except OSError:
-            _libasound_cache.append(None)
-    return _libasound_cache[0]
+        return ctypes.CDLL(path) if path else None
+    except OSError:
+        return None

@@ -56,7 +56,7 @@ def _read_file(path: Path, cfg: Config, key: str) -> str:
                                      f"be a key")
         value = path.read_bytes().decode("utf-8-sig").strip()
     except FileNotFoundError:
-        raise _problem(cfg, key, f"key file {path} does not exist") from None
+        raise _problem(cfg, key, f"key file {path} does not exist{_relative_to(path)}") from None
     except PermissionError:
         raise _problem(cfg, key, f"key file {path} is not readable by this user") from None
     except OSError as exc:
@@ -69,6 +69,13 @@ def _read_file(path: Path, cfg: Config, key: str) -> str:
     if problem:
         raise _problem(cfg, key, f"key file {path} {problem}")
     return value
+
+
+def _relative_to(path: Path) -> str:
+    """What a relative key path is taken from: the working directory, not the config's."""
+    if path.is_absolute():
+        return ""
+    return f" (a relative path is taken from the working directory, {Path.cwd()})"
 
 
 def _key_problem(value: str) -> str | None:

@@ -26,7 +26,9 @@ Rules it keeps:
 from __future__ import annotations
 
 import asyncio
+import glob
 import logging
+import os
 import threading
 import time
 import warnings
@@ -57,6 +59,21 @@ BUTTON_BOUNCE_S = 0.01  # the pin's glitch filter (lgpio); the recogniser's lock
 JOIN_TIMEOUT_S = 1.0    # cleanup has a time limit
 NO_GPIO_HINT = ("set gpio.pin_factory: none with conversation.mode: always_on, "
                 "or pin_factory: mock to run without hardware")
+GPIO_CHIPS = "/dev/gpiochip*"  # what lgpio, gpiozero's choice on Bookworm, opens
+
+
+def gpio_absent(name: str) -> str | None:
+    """Without opening anything: why `pin_factory: name` will find no GPIO here, or None.
+
+    `auto` with no GPIO chip device and no `$GPIOZERO_PIN_FACTORY` is what makes
+    `run` exit 78 on a machine that is not a Pi; `check-config` warns of it.
+    """
+    if name != "auto" or os.environ.get("GPIOZERO_PIN_FACTORY") or glob.glob(GPIO_CHIPS):
+        return None
+    return (f"auto finds no GPIO chip on this machine (no {GPIO_CHIPS}), so `swaramd run` "
+            f"stops with exit 78; {NO_GPIO_HINT}")
+
+
 # The config key behind each part the panel opens, for `FILE:LINE: key: problem`.
 _KEYS = {"button": "gpio.button_pin", "LED": "gpio.led_pin", "RGB LED": "gpio.rgb_pins"}
 

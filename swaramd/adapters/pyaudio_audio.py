@@ -45,7 +45,6 @@ from swaramd.adapters.audio_devices import (
     devices_of,
     find_device,
     new_pyaudio,
-    quiet_alsa,
 )
 from swaramd.core.errors import AudioDeviceError
 
@@ -130,28 +129,27 @@ class PyAudioEngine(AudioEngine):
         self._out_buf = np.zeros(out_period * ch, dtype=np.int16)
         self._out_frames = self._out_buf.reshape(out_period, ch)
         self._out_mono = self._out_buf if ch == 1 else np.zeros(out_period, dtype=np.int16)
-        with quiet_alsa():
-            if duplex:
-                # One device both ways (a USB speakerphone, a codec HAT): one duplex stream,
-                # one clock, one callback and one PortAudio thread per period instead of two.
-                out_stream = pa.open(
-                    rate=out_rate, channels=ch, format=pyaudio.paInt16, input=True,
-                    output=True, input_device_index=dev_in.index,
-                    output_device_index=dev_out.index, frames_per_buffer=out_period,
-                    start=False, stream_callback=self._duplex_callback)
-                self._streams.append(out_stream)
-            else:
-                out_stream = pa.open(rate=out_rate, channels=ch, format=pyaudio.paInt16,
-                                     output=True, output_device_index=dev_out.index,
-                                     frames_per_buffer=out_period, start=False,
-                                     stream_callback=self._output_callback)
-                self._streams.append(out_stream)
-                in_stream = pa.open(rate=in_rate, channels=self._in_channels,
-                                    format=pyaudio.paInt16, input=True,
-                                    input_device_index=dev_in.index,
-                                    frames_per_buffer=in_period, start=False,
-                                    stream_callback=self._input_callback)
-                self._streams.append(in_stream)
+        if duplex:
+            # One device both ways (a USB speakerphone, a codec HAT): one duplex stream,
+            # one clock, one callback and one PortAudio thread per period instead of two.
+            out_stream = pa.open(
+                rate=out_rate, channels=ch, format=pyaudio.paInt16, input=True,
+                output=True, input_device_index=dev_in.index,
+                output_device_index=dev_out.index, frames_per_buffer=out_period,
+                start=False, stream_callback=self._duplex_callback)
+            self._streams.append(out_stream)
+        else:
+            out_stream = pa.open(rate=out_rate, channels=ch, format=pyaudio.paInt16,
+                                 output=True, output_device_index=dev_out.index,
+                                 frames_per_buffer=out_period, start=False,
+                                 stream_callback=self._output_callback)
+            self._streams.append(out_stream)
+            in_stream = pa.open(rate=in_rate, channels=self._in_channels,
+                                format=pyaudio.paInt16, input=True,
+                                input_device_index=dev_in.index,
+                                frames_per_buffer=in_period, start=False,
+                                stream_callback=self._input_callback)
+            self._streams.append(in_stream)
         self._prepare_device(in_rate, out_rate, out_period, out_stream.get_output_latency())
         self._last_capture = self._last_render = time.monotonic()
         for stream in self._streams:
@@ -257,8 +255,7 @@ def _supported(pa: Any, rate: int, dev: AudioDevice, channels: int,
         kw |= {f"{d}_device": dev.index, f"{d}_channels": channels,
                f"{d}_format": pyaudio.paInt16}
     try:
-        with quiet_alsa():
-            return bool(pa.is_format_supported(rate, **kw))
+        return bool(pa.is_format_supported(rate, **kw))
     except ValueError:
         return False
 
