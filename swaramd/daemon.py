@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import signal
@@ -52,7 +51,7 @@ from swaramd.core.actions import (
     ShowState,
 )
 from swaramd.core.config import Config, load_config
-from swaramd.core.conversation import Conversation, Uplink, parse_arguments
+from swaramd.core.conversation import Conversation, Uplink
 from swaramd.core.errors import ConfigError
 from swaramd.core.events import ServerEvent
 from swaramd.core.gate import SpeechGate
@@ -60,7 +59,13 @@ from swaramd.core.panel import Gesture, PanelInput, input_for_gesture
 from swaramd.core.policy import ReconnectPolicy
 from swaramd.core.states import HaltReason
 from swaramd.core.status import Status
-from swaramd.core.tools import ToolError, ToolRegistry, get_time_tool, set_volume_tool
+from swaramd.core.tools import (
+    ToolRegistry,
+    get_time_tool,
+    output_text,
+    preview,
+    set_volume_tool,
+)
 
 log = logging.getLogger(__name__)
 
@@ -304,11 +309,24 @@ class Daemon:
                 self._tg.create_task(self._run_tool(action), name=f"tool {action.name}")
 
     def _post(self, item: dict[str, Any] | HangUp) -> None:
-        if self._outbox.qsize() >= OUTBOX_LIMIT:  # only if the link stalls; never grows
-            dropped = self._outbox.get_nowait()
-            log.warning("outbox full: dropped the oldest (%s)",
-                        "hang-up" if isinstance(dropped, HangUp) else dropped.get("type"))
-        self._outbox.put_nowait(item)
+        """Queue a control item for the link. Bounded: when the link stalls the oldest event
+        goes, never a hang-up (the user's wish to end outlives any event)."""
+        if self._outbox.qsize() < OUTBOX_LIMIT:
+            self._outbox.put_nowait(item)
+            return
+        queued = [self._outbox.get_nowait() for _ in range(self._outbox.qsize())]
+        events = [i for i, q in enumerate(queued) if not isinstance(q, HangUp)]
+        if isinstance(item, HangUp) and len(events) < len(queued):
+            dropped: dict[str, Any] | HangUp = item      # a hang-up is queued already
+        elif events:
+            dropped = queued.pop(events[0])
+            queued.append(item)
+        else:
+            dropped = item                                 # only possible for an event
+        for q in queued:
+            self._outbox.put_nowait(q)
+        log.warning("outbox full: dropped the oldest (%s)",
+                    "hang-up" if isinstance(dropped, HangUp) else dropped.get("type"))
 
     def _show(self, action: ShowState) -> None:
         self.status.state = action.state
@@ -375,19 +393,23 @@ class Daemon:
             await asyncio.sleep(TICK_S)
 
     async def _run_tool(self, call: RunTool) -> None:
-        args = parse_arguments(call.arguments)
+        """Run one call in a worker thread, bounded; whatever happens, answer its call_id.
+
+        The peer's arguments are parsed in the thread too (bounded in size by the
+        registry), and a log line shows only a preview of them.
+        """
+        name, timeout_s = preview(call.name, 40), self.cfg.session.tool_timeout_s
         try:
-            async with asyncio.timeout(self.cfg.session.tool_timeout_s):
-                result = await asyncio.to_thread(self._tools().call, call.name, args)
-            output: Any = result
-            log.info("tool %s(%s) -> %s", call.name, call.arguments, json.dumps(result))
-        except ToolError as exc:
-            output = {"error": str(exc)}
-            log.warning("tool %s failed: %s", call.name, exc)
+            async with asyncio.timeout(timeout_s):
+                output, ok = await asyncio.to_thread(self._tools().answer, call.name,
+                                                     call.arguments)
         except TimeoutError:
-            output = {"error": f"{call.name} took longer than {self.cfg.session.tool_timeout_s} s"}
-            log.warning("tool %s timed out", call.name)
-        self._apply(self.conversation.on_tool_result(call.call_id, output, time.monotonic()))
+            output, ok = output_text({"error": f"{name} took longer than {timeout_s} s"}), False
+        except Exception as exc:  # the worker itself failed: still an answer, never a crash
+            output, ok = output_text({"error": f"{name} failed: {type(exc).__name__}"}), False
+        (log.info if ok else log.warning)("tool %s(%s) -> %s", name, preview(call.arguments),
+                                          preview(output))
+        self._apply(self.conversation.on_tool_result(call, output, time.monotonic()))
 
     def _snapshot(self) -> dict[str, Any]:
         frame_s = self.cfg.audio.frame_ms / 1000
@@ -397,6 +419,7 @@ class Daemon:
             self.status.audio.underruns = counters.underruns
             self.status.audio.overruns = counters.overruns
             self.status.audio.dropped_frames = counters.dropped_frames
+        self.status.protocol.failed_responses = self.conversation.failed_responses
         self.status.extra = {
             "mode": self.cfg.conversation.mode,
             "uplink": {"captured_s": round(self._uplink_captured * frame_s, 2),
