@@ -100,7 +100,7 @@ class Daemon:
         self._key = read_api_key(cfg)
         self._remember_secret()
         self._stop = asyncio.Event()
-        self._outbox: asyncio.Queue[dict[str, Any] | HangUp] = asyncio.Queue()
+        self._outbox: asyncio.Queue[dict[str, Any] | HangUp | Connect] = asyncio.Queue()
         self._response_ended = asyncio.Event()
         self._earcon_pcm = {name: earcons.render(name) for name in earcons.EARCONS}
         self._earcon_count = 0
@@ -293,7 +293,10 @@ class Daemon:
             elif isinstance(action, ShowState):
                 self._show(action)
             elif isinstance(action, Connect):
-                link.want_connected()
+                if self._outbox.empty():
+                    link.want_connected()
+                else:
+                    self._post(action)  # behind a hang-up still queued, or that would undo it
             elif isinstance(action, HangUp):
                 self._post(action)
             elif isinstance(action, ResumeLink):
@@ -308,25 +311,22 @@ class Daemon:
             elif isinstance(action, RunTool) and self._tg is not None:
                 self._tg.create_task(self._run_tool(action), name=f"tool {action.name}")
 
-    def _post(self, item: dict[str, Any] | HangUp) -> None:
-        """Queue a control item for the link. Bounded: when the link stalls the oldest event
-        goes, never a hang-up (the user's wish to end outlives any event)."""
-        if self._outbox.qsize() < OUTBOX_LIMIT:
-            self._outbox.put_nowait(item)
+    def _post(self, item: dict[str, Any] | HangUp | Connect) -> None:
+        """Queue an item for the link, in order. Events are bounded: when the link stalls the
+        oldest event goes. A hang-up or a connect is never dropped (the user's wish outlives
+        any event); they alternate, one per button press, so they cannot pile up."""
+        if isinstance(item, dict) and self._outbox.qsize() >= OUTBOX_LIMIT:
+            queued = [self._outbox.get_nowait() for _ in range(self._outbox.qsize())]
+            events = [i for i, q in enumerate(queued) if isinstance(q, dict)]
+            dropped = queued.pop(events[0]) if events else item
+            if events:
+                queued.append(item)
+            for q in queued:
+                self._outbox.put_nowait(q)
+            log.warning("outbox full: dropped the oldest event (%s)",
+                        dropped.get("type") if isinstance(dropped, dict) else dropped)
             return
-        queued = [self._outbox.get_nowait() for _ in range(self._outbox.qsize())]
-        events = [i for i, q in enumerate(queued) if not isinstance(q, HangUp)]
-        if isinstance(item, HangUp) and len(events) < len(queued):
-            dropped: dict[str, Any] | HangUp = item      # a hang-up is queued already
-        elif events:
-            dropped = queued.pop(events[0])
-            queued.append(item)
-        else:
-            dropped = item                                 # only possible for an event
-        for q in queued:
-            self._outbox.put_nowait(q)
-        log.warning("outbox full: dropped the oldest (%s)",
-                    "hang-up" if isinstance(dropped, HangUp) else dropped.get("type"))
+        self._outbox.put_nowait(item)
 
     def _show(self, action: ShowState) -> None:
         self.status.state = action.state
@@ -347,6 +347,8 @@ class Daemon:
             item = await self._outbox.get()
             if isinstance(item, HangUp):
                 await self.link.hang_up()
+            elif isinstance(item, Connect):
+                self.link.want_connected()
             elif not await self.link.send(item):
                 log.debug("not sent (no live session): %s", item.get("type"))
 

@@ -558,3 +558,24 @@ async def test_interrupt_after_response_done_flushes_without_cancel(tmp_path):
         await asyncio.sleep(0.5)
     assert "response.cancel" not in non_audio(svc)
     assert loud_span(read_wav(tmp_path / "out.wav"), REPLY_ONLY)[1] <= cut
+
+
+async def test_a_press_to_start_right_after_a_hang_up_is_not_lost(tmp_path):
+    from swaramd.core.panel import PanelInput
+
+    async def script(peer: Peer) -> None:
+        await peer.setup()
+        await peer.hold(20)
+
+    async with FakeService([script]) as svc, daemon_running(
+            tmp_path, svc, conversation={"mode": "on_demand"}) as daemon:
+        press(); await asyncio.sleep(0.1); release()  # noqa: E702
+        await wait_until(lambda: daemon.conversation.shown is State.LISTENING)
+        conv, now = daemon.conversation, time.monotonic()
+        # Two gestures before the outbox's pump runs (as when it waits on a slow link):
+        # the hang-up must not undo the start that came after it.
+        daemon._apply(conv.on_panel(PanelInput.HANG_UP, now))
+        daemon._apply(conv.on_panel(PanelInput.START, now))
+        await wait_until(lambda: len(svc.attempts) == 2, timeout=5)
+        await wait_until(lambda: conv.shown is State.LISTENING, timeout=5)
+        assert svc.peers[0].ws.close_code == 1000
