@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 PTT_MIN_PRESS_S = 0.3   # shorter: a slip of the finger, sends input_audio_buffer.clear
 PTT_TAIL_S = 0.6        # silence streamed after release so the service's VAD ends the turn
 RECENT_RESPONSES = 16   # how many interrupted response ids (and replies in progress) to keep
+TRANSCRIPT_CHARS = 2000  # of one turn, kept and logged; a peer's flood stays one short line
 MAX_TOOL_CALLS = 8      # tool calls running at once; more are answered with an error
 THINKING_TIMEOUT_S = 15.0  # no reply this long after the user spoke: back to listening
 REPLY_GAP_S = 2.0       # reply audio stopped this long without response.done: end it here
@@ -143,8 +144,9 @@ class Conversation:
         self._closed: deque[str] = deque(maxlen=RECENT_RESPONSES)
         self._last_audio = 0.0
         # Replies in progress on the service (created, not done) with their transcript so
-        # far; "" for deltas that came before the reply was named. Bounded, per session.
-        self._transcripts: dict[str, list[str]] = {}
+        # far; "" for deltas that came before the reply was named. Bounded in number and
+        # length, forgotten with the session.
+        self._transcripts: dict[str, str] = {}
         self._session = 0                          # counts sessions, for tool results
         self._tool_calls: dict[str, int] = {}      # call_id -> session, for calls running
         self.failed_responses = 0                  # response.done failed or incomplete
@@ -382,11 +384,13 @@ class Conversation:
         elif isinstance(event, TranscriptDelta):
             rid = event.response_id or self._reply_id
             if rid not in self._closed:
-                self._in_progress(rid).append(event.delta)
+                said = self._in_progress(rid)
+                if len(said) < TRANSCRIPT_CHARS:   # a reply that never ends stays bounded
+                    self._transcripts[rid] = said + event.delta[:TRANSCRIPT_CHARS - len(said)]
         elif isinstance(event, ResponseDone):
             self._on_response_done(event, now, out)
         elif isinstance(event, InputTranscript):
-            log.info("user said: %s", event.transcript)
+            log.info("user said: %s", preview(event.transcript, TRANSCRIPT_CHARS))
         elif isinstance(event, FunctionCall):
             self._on_function_call(event, now, out)
         return out
@@ -430,14 +434,13 @@ class Conversation:
         if rid is not None and rid not in self._closed:
             self._closed.append(rid)  # audio after response.done is the peer's mistake
         key = rid or self._reply_id
-        parts = self._transcripts.pop(key, [])
+        text = self._transcripts.pop(key, "")
         if key:                     # deltas from before the reply was named belong to it
-            parts = self._transcripts.pop("", []) + parts
-        text = "".join(parts)
+            text = self._transcripts.pop("", "") + text
         if rid is None or rid == self._reply_id:
             self._reply_id = ""
         if text:
-            log.info("swaram said: %s%s", text,
+            log.info("swaram said: %s%s", preview(text, TRANSCRIPT_CHARS),
                      "" if event.status in (None, "completed") else f" ({event.status})")
         if event.status in ("failed", "incomplete"):
             self.failed_responses += 1
@@ -522,14 +525,14 @@ class Conversation:
         if rid not in self._closed:
             self._closed.append(rid)
 
-    def _in_progress(self, rid: str) -> list[str]:
+    def _in_progress(self, rid: str) -> str:
         """The transcript so far of a reply in progress (kept for at most RECENT_RESPONSES)."""
-        parts = self._transcripts.get(rid)
-        if parts is None:
+        said = self._transcripts.get(rid)
+        if said is None:
             if len(self._transcripts) >= RECENT_RESPONSES:
                 del self._transcripts[next(iter(self._transcripts))]
-            parts = self._transcripts[rid] = []
-        return parts
+            said = self._transcripts[rid] = ""
+        return said
 
     def _forget(self, rid: str) -> None:
         self._done.discard(rid)

@@ -20,6 +20,7 @@ from swaramd.core.actions import (
 from swaramd.core.conversation import (
     MAX_TOOL_CALLS,
     RECENT_RESPONSES,
+    TRANSCRIPT_CHARS,
     TRANSITIONS,
     Conversation,
     Input,
@@ -28,6 +29,7 @@ from swaramd.core.conversation import (
 from swaramd.core.events import (
     AudioDelta,
     FunctionCall,
+    InputTranscript,
     ResponseCreated,
     ResponseDone,
     SpeechStarted,
@@ -515,3 +517,18 @@ def test_button_interrupt_cancels_only_a_reply_in_progress(before_press, cancel)
     out = conv.on_panel(P.INTERRUPT, 2.0)
     assert Flush in kinds(out) and sent(out) == cancel
     assert conv.shown is State.LISTENING
+
+
+def test_a_flood_of_transcript_stays_one_short_line(caplog):
+    caplog.set_level("INFO", logger="swaramd.core.conversation")
+    conv = live()
+    caplog.clear()
+    conv.on_event(InputTranscript("i1", "ക" * 1_000_000), 1.0)
+    conv.on_event(ResponseCreated("r1"), 1.1)
+    for _ in range(10_000):
+        conv.on_event(TranscriptDelta("r1", "ന" * 100), 1.2)
+    assert max(len(t) for t in conv._transcripts.values()) <= TRANSCRIPT_CHARS
+    conv.on_event(ResponseDone("r1", "completed"), 1.3)
+    said = [r.getMessage() for r in caplog.records]
+    assert said[0].startswith("user said: ക") and said[1].startswith("swaram said: ന")
+    assert all(len(line) < TRANSCRIPT_CHARS + 100 for line in said)
