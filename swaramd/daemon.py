@@ -309,7 +309,8 @@ class Daemon:
                 engine.play(self._earcon_pcm[action.name], rid)
                 engine.end_response(rid)
             elif isinstance(action, RunTool) and self._tg is not None:
-                self._tg.create_task(self._run_tool(action), name=f"tool {action.name}")
+                self._tg.create_task(self._run_tool(action),
+                                     name=f"tool {preview(action.name, 40)}")
 
     def _post(self, item: dict[str, Any] | HangUp | Connect) -> None:
         """Queue an item for the link, in order. Events are bounded: when the link stalls the

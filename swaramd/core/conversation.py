@@ -399,6 +399,10 @@ class Conversation:
         self._last_activity = now
         if not self._live:
             return
+        if event.call_id in self._tool_calls:
+            log.warning("tool call %s repeated while it runs: answered once",
+                        preview(event.call_id, 40))
+            return
         if len(self._tool_calls) >= MAX_TOOL_CALLS:
             log.warning("tool %s refused: %d calls are running already",
                         preview(event.name, 40), MAX_TOOL_CALLS)

@@ -532,3 +532,10 @@ def test_a_flood_of_transcript_stays_one_short_line(caplog):
     said = [r.getMessage() for r in caplog.records]
     assert said[0].startswith("user said: ക") and said[1].startswith("swaram said: ന")
     assert all(len(line) < TRANSCRIPT_CHARS + 100 for line in said)
+
+
+def test_a_call_id_repeated_while_it_runs_is_run_and_answered_once():
+    conv = live("always_on")
+    [call] = conv.on_event(FunctionCall("c1", "get_time", "{}", "r1"), 1.0)
+    assert conv.on_event(FunctionCall("c1", "get_time", "{}", "r1"), 1.1) == []
+    assert sent(conv.on_tool_result(call, {"time": "10:00"}, 1.2)) == ["conversation.item.create"]
