@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import signal
@@ -52,7 +51,7 @@ from swaramd.core.actions import (
     ShowState,
 )
 from swaramd.core.config import Config, load_config
-from swaramd.core.conversation import Conversation, Uplink, parse_arguments
+from swaramd.core.conversation import Conversation, Uplink
 from swaramd.core.errors import ConfigError
 from swaramd.core.events import ServerEvent
 from swaramd.core.gate import SpeechGate
@@ -60,7 +59,13 @@ from swaramd.core.panel import Gesture, PanelInput, input_for_gesture
 from swaramd.core.policy import ReconnectPolicy
 from swaramd.core.states import HaltReason
 from swaramd.core.status import Status
-from swaramd.core.tools import ToolError, ToolRegistry, get_time_tool, set_volume_tool
+from swaramd.core.tools import (
+    ToolRegistry,
+    get_time_tool,
+    output_text,
+    preview,
+    set_volume_tool,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +100,7 @@ class Daemon:
         self._key = read_api_key(cfg)
         self._remember_secret()
         self._stop = asyncio.Event()
-        self._outbox: asyncio.Queue[dict[str, Any] | HangUp] = asyncio.Queue()
+        self._outbox: asyncio.Queue[dict[str, Any] | HangUp | Connect] = asyncio.Queue()
         self._response_ended = asyncio.Event()
         self._earcon_pcm = {name: earcons.render(name) for name in earcons.EARCONS}
         self._earcon_count = 0
@@ -288,7 +293,10 @@ class Daemon:
             elif isinstance(action, ShowState):
                 self._show(action)
             elif isinstance(action, Connect):
-                link.want_connected()
+                if self._outbox.empty():
+                    link.want_connected()
+                else:
+                    self._post(action)  # behind a hang-up still queued, or that would undo it
             elif isinstance(action, HangUp):
                 self._post(action)
             elif isinstance(action, ResumeLink):
@@ -301,13 +309,24 @@ class Daemon:
                 engine.play(self._earcon_pcm[action.name], rid)
                 engine.end_response(rid)
             elif isinstance(action, RunTool) and self._tg is not None:
-                self._tg.create_task(self._run_tool(action), name=f"tool {action.name}")
+                self._tg.create_task(self._run_tool(action),
+                                     name=f"tool {preview(action.name, 40)}")
 
-    def _post(self, item: dict[str, Any] | HangUp) -> None:
-        if self._outbox.qsize() >= OUTBOX_LIMIT:  # only if the link stalls; never grows
-            dropped = self._outbox.get_nowait()
-            log.warning("outbox full: dropped the oldest (%s)",
-                        "hang-up" if isinstance(dropped, HangUp) else dropped.get("type"))
+    def _post(self, item: dict[str, Any] | HangUp | Connect) -> None:
+        """Queue an item for the link, in order. Events are bounded: when the link stalls the
+        oldest event goes. A hang-up or a connect is never dropped (the user's wish outlives
+        any event); they alternate, one per button press, so they cannot pile up."""
+        if isinstance(item, dict) and self._outbox.qsize() >= OUTBOX_LIMIT:
+            queued = [self._outbox.get_nowait() for _ in range(self._outbox.qsize())]
+            events = [i for i, q in enumerate(queued) if isinstance(q, dict)]
+            dropped = queued.pop(events[0]) if events else item
+            if events:
+                queued.append(item)
+            for q in queued:
+                self._outbox.put_nowait(q)
+            log.warning("outbox full: dropped the oldest event (%s)",
+                        dropped.get("type") if isinstance(dropped, dict) else dropped)
+            return
         self._outbox.put_nowait(item)
 
     def _show(self, action: ShowState) -> None:
@@ -329,6 +348,8 @@ class Daemon:
             item = await self._outbox.get()
             if isinstance(item, HangUp):
                 await self.link.hang_up()
+            elif isinstance(item, Connect):
+                self.link.want_connected()
             elif not await self.link.send(item):
                 log.debug("not sent (no live session): %s", item.get("type"))
 
@@ -375,19 +396,23 @@ class Daemon:
             await asyncio.sleep(TICK_S)
 
     async def _run_tool(self, call: RunTool) -> None:
-        args = parse_arguments(call.arguments)
+        """Run one call in a worker thread, bounded; whatever happens, answer its call_id.
+
+        The peer's arguments are parsed in the thread too (bounded in size by the
+        registry), and a log line shows only a preview of them.
+        """
+        name, timeout_s = preview(call.name, 40), self.cfg.session.tool_timeout_s
         try:
-            async with asyncio.timeout(self.cfg.session.tool_timeout_s):
-                result = await asyncio.to_thread(self._tools().call, call.name, args)
-            output: Any = result
-            log.info("tool %s(%s) -> %s", call.name, call.arguments, json.dumps(result))
-        except ToolError as exc:
-            output = {"error": str(exc)}
-            log.warning("tool %s failed: %s", call.name, exc)
+            async with asyncio.timeout(timeout_s):
+                output, ok = await asyncio.to_thread(self._tools().answer, call.name,
+                                                     call.arguments)
         except TimeoutError:
-            output = {"error": f"{call.name} took longer than {self.cfg.session.tool_timeout_s} s"}
-            log.warning("tool %s timed out", call.name)
-        self._apply(self.conversation.on_tool_result(call.call_id, output, time.monotonic()))
+            output, ok = output_text({"error": f"{name} took longer than {timeout_s} s"}), False
+        except Exception as exc:  # the worker itself failed: still an answer, never a crash
+            output, ok = output_text({"error": f"{name} failed: {type(exc).__name__}"}), False
+        (log.info if ok else log.warning)("tool %s(%s) -> %s", name, preview(call.arguments),
+                                          preview(output))
+        self._apply(self.conversation.on_tool_result(call, output, time.monotonic()))
 
     def _snapshot(self) -> dict[str, Any]:
         frame_s = self.cfg.audio.frame_ms / 1000
@@ -397,6 +422,7 @@ class Daemon:
             self.status.audio.underruns = counters.underruns
             self.status.audio.overruns = counters.overruns
             self.status.audio.dropped_frames = counters.dropped_frames
+        self.status.protocol.failed_responses = self.conversation.failed_responses
         self.status.extra = {
             "mode": self.cfg.conversation.mode,
             "uplink": {"captured_s": round(self._uplink_captured * frame_s, 2),

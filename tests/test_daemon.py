@@ -70,7 +70,8 @@ async def test_a_turn_always_on(tmp_path, caplog):
                          and rendered(daemon) > RATE)
         status = await ask_status(tmp_path)
         assert status["state"] == "listening" and status["connected"] is True
-        assert status["protocol"] == {"malformed_frames": 0, "error_events": 0}
+        assert status["protocol"] == {"malformed_frames": 0, "error_events": 0,
+                                      "failed_responses": 0}
     out = read_wav(tmp_path / "out.wav")
     start, end = loud_span(out, REPLY_ONLY)
     assert 0.45 * RATE < end - start < 0.55 * RATE
@@ -407,3 +408,174 @@ async def test_earcons_play_and_gate_the_uplink(tmp_path):
     loud = np.nonzero(np.abs(out) > 1000)[0]
     assert loud[-1] > 0.5 * RATE  # a second tone, after the press
     assert marks["first_append"] - marks["updated"] >= durations()["listening"] - 0.02
+
+
+async def test_hostile_tool_calls_are_all_answered_and_the_daemon_lives_on(tmp_path, caplog):
+    caplog.set_level("DEBUG")
+    outputs: dict[str, dict] = {}
+    calls = {"deep": ("set_volume", "[" * 1000 + "]" * 1000),
+             "deep_object": ("set_volume", '{"a":' * 3000 + "1" + "}" * 3000),
+             "huge": ("set_volume", '{"level": "' + "9" * 3_000_000 + '"}'),
+             "not_object": ("set_volume", "[30]"),
+             "not_json": ("set_volume", "{level"),
+             "surrogate": ("set_volume", '{"level": "\ud800"}'),     # orjson refuses the frame
+             "surrogate_text": ("set_volume", '{"level": "\\udc00"}'),
+             "unknown": ("x" * 100_000, "{}"),
+             "raises": ("odd", "{}"),
+             "last": ("get_time", "{}")}
+
+    async def script(peer: Peer) -> None:
+        await peer.setup()
+        for call_id, (name, args) in calls.items():
+            await peer.send({"type": "response.function_call_arguments.done",
+                             "call_id": call_id, "name": name, "arguments": args})
+        for _ in calls:
+            item = (await peer.wait_for("conversation.item.create", timeout=20))["item"]
+            outputs[item["call_id"]] = json.loads(item["output"])
+        await peer.hold(10)
+
+    async with FakeService([script]) as svc, daemon_running(tmp_path, svc) as daemon:
+        from swaramd.core.tools import Tool, ToolRegistry, get_time_tool, set_volume_tool
+
+        odd = Tool("odd", "", {"type": "object"}, lambda _args: {"not": {1j}})  # not JSON
+        daemon._tools = lambda: ToolRegistry([get_time_tool(), set_volume_tool(print), odd])
+        await wait_until(lambda: len(outputs) == len(calls), timeout=30)
+        assert daemon.link is not None and daemon.link.live
+    assert set(outputs) == set(calls)
+    assert all("error" in outputs[c] for c in calls if c != "last"), outputs
+    assert "time" in outputs["last"]
+    assert max(len(r.getMessage()) for r in caplog.records) < 1000
+
+
+async def test_a_reply_cancelled_before_its_audio_is_never_heard(tmp_path):
+    sent = asyncio.Event()
+
+    async def script(peer: Peer) -> None:
+        await peer.setup()
+        await peer.send({"type": "input_audio_buffer.speech_stopped"})
+        await peer.send({"type": "response.created", "response": {"id": "r1"}})
+        await peer.send({"type": "input_audio_buffer.speech_started"})
+        for _ in range(5):   # late: the service cancelled r1 when the user spoke
+            await peer.send(audio_delta(tone(0.2, 1000, 0.5).tobytes(), "r1"))
+        await peer.send({"type": "response.done", "response": {"id": "r1",
+                                                               "status": "cancelled"}})
+        sent.set()
+        await peer.hold(10)
+
+    async with FakeService([script]) as svc, daemon_running(
+            tmp_path, svc, audio={"duplex": "half", "echo_tail_ms": 0}) as daemon:
+        await asyncio.wait_for(sent.wait(), 10)
+        start = time.monotonic()
+        while time.monotonic() - start < 1.5:
+            assert daemon.conversation.base is not State.SPEAKING
+            await asyncio.sleep(0.01)
+        before = len(appends(svc))
+        await asyncio.sleep(0.5)
+        assert len(appends(svc)) > before + 10  # the mic streams on while the user talks
+    out = read_wav(tmp_path / "out.wav")
+    assert loud_span(out, REPLY_ONLY) == (-1, -1)
+
+
+async def test_a_failed_reply_is_logged_and_counted(tmp_path, caplog):
+    caplog.set_level("INFO")
+
+    async def script(peer: Peer) -> None:
+        await peer.setup()
+        await peer.send({"type": "response.created", "response": {"id": "r1"}})
+        await peer.send({"type": "response.done", "response": {
+            "id": "r1", "status": "failed", "status_details": {
+                "type": "failed", "error": {"type": "server_error", "code": "overloaded",
+                                            "message": "try later"}}}})
+        await peer.hold(10)
+
+    async with FakeService([script]) as svc, daemon_running(tmp_path, svc):
+        await wait_until(lambda: "reply r1 failed" in caplog.text)
+        status = await ask_status(tmp_path)
+    assert status["protocol"]["failed_responses"] == 1
+    assert "reply r1 failed: overloaded: try later" in caplog.text
+
+
+async def test_a_tool_result_never_crosses_into_the_next_session(tmp_path):
+    async def first(peer: Peer) -> None:
+        await peer.setup()
+        await peer.send({"type": "response.function_call_arguments.done",
+                         "call_id": "c1", "name": "slow", "arguments": "{}"})
+        await asyncio.sleep(0.3)
+        await peer.close(1001, "session expired")   # the tool is still running
+
+    async def second(peer: Peer) -> None:
+        await peer.setup()
+        await peer.hold(10)
+
+    async with FakeService([first, second]) as svc, daemon_running(tmp_path, svc) as daemon:
+        from swaramd.core.tools import Tool, ToolRegistry
+
+        def slow(_args: dict) -> dict:
+            time.sleep(1.5)
+            return {"ok": True}
+
+        daemon._tools = lambda: ToolRegistry([Tool("slow", "", {"type": "object"}, slow)])
+        await wait_until(lambda: len(svc.peers) == 2 and daemon.link is not None
+                         and daemon.link.live)
+        await asyncio.sleep(2.0)   # the slow tool finishes meanwhile
+    assert "conversation.item.create" not in [e["type"] for e in svc.received]
+
+
+async def test_a_hang_up_survives_a_full_outbox(tmp_path):
+    from swaramd.core import protocol
+    from swaramd.core.actions import HangUp, Send
+    from swaramd.daemon import OUTBOX_LIMIT
+
+    async def script(peer: Peer) -> None:
+        await peer.setup()
+        await peer.hold(20)
+
+    async with FakeService([script]) as svc, daemon_running(tmp_path, svc) as daemon:
+        await wait_until(lambda: daemon.link is not None and daemon.link.live)
+        # All at once, before the outbox's pump can run: the link looks stalled.
+        daemon._apply([HangUp()] + [Send(protocol.audio_clear())] * (OUTBOX_LIMIT + 5))
+        await wait_until(lambda: svc.peers[0].ws.close_code is not None, timeout=5)
+        assert svc.peers[0].ws.close_code == 1000
+        await asyncio.sleep(1.5)
+        assert len(svc.attempts) == 1     # hung up for good: no reconnect
+
+
+async def test_interrupt_after_response_done_flushes_without_cancel(tmp_path):
+    async def script(peer: Peer) -> None:
+        await peer.setup()
+        await peer.send({"type": "input_audio_buffer.speech_stopped"})
+        await reply(peer, tone(3.0, 440, 0.5).tobytes(), "r1")   # done: only the tail plays
+        await peer.hold(10)
+
+    async with FakeService([script]) as svc, daemon_running(tmp_path, svc) as daemon:
+        await wait_until(lambda: daemon.conversation.base is State.SPEAKING)
+        await asyncio.sleep(0.5)
+        press()
+        await asyncio.sleep(0.1)
+        release()
+        await wait_until(lambda: daemon.conversation.base is State.LISTENING)
+        cut = rendered(daemon)
+        await asyncio.sleep(0.5)
+    assert "response.cancel" not in non_audio(svc)
+    assert loud_span(read_wav(tmp_path / "out.wav"), REPLY_ONLY)[1] <= cut
+
+
+async def test_a_press_to_start_right_after_a_hang_up_is_not_lost(tmp_path):
+    from swaramd.core.panel import PanelInput
+
+    async def script(peer: Peer) -> None:
+        await peer.setup()
+        await peer.hold(20)
+
+    async with FakeService([script]) as svc, daemon_running(
+            tmp_path, svc, conversation={"mode": "on_demand"}) as daemon:
+        press(); await asyncio.sleep(0.1); release()  # noqa: E702
+        await wait_until(lambda: daemon.conversation.shown is State.LISTENING)
+        conv, now = daemon.conversation, time.monotonic()
+        # Two gestures before the outbox's pump runs (as when it waits on a slow link):
+        # the hang-up must not undo the start that came after it.
+        daemon._apply(conv.on_panel(PanelInput.HANG_UP, now))
+        daemon._apply(conv.on_panel(PanelInput.START, now))
+        await wait_until(lambda: len(svc.attempts) == 2, timeout=5)
+        await wait_until(lambda: conv.shown is State.LISTENING, timeout=5)
+        assert svc.peers[0].ws.close_code == 1000

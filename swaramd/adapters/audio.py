@@ -238,16 +238,16 @@ class AudioEngine(abc.ABC):
     # --- downlink ----------------------------------------------------------
 
     def play(self, pcm: bytes, response_id: str) -> None:
-        """Queue 24 kHz mono PCM16 reply audio; late audio of a flushed response is dropped."""
+        """Queue 24 kHz mono PCM16 reply audio (whether it may still play at all is the
+        conversation's rule: late audio never reaches this)."""
         playback = self._playback
         assert playback is not None
-        if playback.is_cancelled(response_id):
-            return
         samples: Samples = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // 2)
         down = self._downsampler()
         if down is not None:
             samples = down.resample_chunk(samples)
-        if playback.push(samples, response_id) and playback.active:
+        playback.push(samples, response_id)
+        if playback.active:
             self._drained.clear()
 
     def end_response(self, response_id: str) -> None:
@@ -255,24 +255,21 @@ class AudioEngine(abc.ABC):
         playback = self._playback
         assert playback is not None
         down = self._downsampler()
-        if down is not None and not playback.is_cancelled(response_id):
+        if down is not None:
             tail = down.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
             playback.push(tail, response_id)
             self._down = None               # a fresh stream for the next response
         if playback.end_response(response_id):
             self._schedule_drained_check()
 
-    def flush(self, response_id: str | None = None) -> list[str]:
-        """Barge-in: silence the speaker from the next period on and drop all queued audio.
-
-        Late audio of every response that had audio queued is refused from now on; name
-        the interrupted response to refuse its audio even if none had arrived yet.
-        """
+    def flush(self) -> list[str]:
+        """Barge-in: silence the speaker from the next period on and drop all queued audio;
+        returns the responses that had audio queued."""
         assert self._playback is not None
-        cancelled = self._playback.flush(() if response_id is None else (response_id,))
+        dropped = self._playback.flush()
         self._down = None
         self._drained.set()
-        return cancelled
+        return dropped
 
     @property
     def playing(self) -> bool:

@@ -69,6 +69,7 @@ class RunTool:
     call_id: str
     name: str
     arguments: str
+    session: int = 0        # which session called it: the result goes back to that one only
 
 
 @dataclass(frozen=True, slots=True)

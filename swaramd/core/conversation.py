@@ -9,11 +9,19 @@ Rules this module keeps:
   this order: `halted` (a person is needed), `audio_error` (a device is
   gone; it retries by itself), `muted` (the user shut the mic; shown while
   listening or thinking).
-- Barge-in: speech while speaking flushes playback and drops every later
-  delta of that response; a button interrupt does the same and also sends
-  `response.cancel` (the service cancels on its own speech detection).
+- Late audio is refused here and only here: a delta of a response that was
+  interrupted, cancelled, done or superseded is never played. The speech
+  detection that cancels a reply on the service also cancels one that is
+  created but not yet heard. One reply plays at a time: a delta of a newer
+  response ends the older one for good (what is queued of it plays out).
+- Barge-in: speech while speaking flushes playback; a button interrupt does
+  the same and sends `response.cancel` when a reply is still in progress on
+  the service (the service cancels on its own speech detection).
 - Tool results go back as `conversation.item.create`; no `response.create`
-  follows, since the service carries on by itself.
+  follows, since the service carries on by itself. A result is sent only into
+  the session that asked for it; a few calls may run at once, more are
+  answered with an error at once.
+- What is kept per response is bounded and forgotten with the session.
 - The uplink is decided per frame by `uplink(now)`: drop, microphone, or
   silence (the push-to-talk tail), gated by session, mute, earcons and half
   duplex with its echo tail.
@@ -21,7 +29,6 @@ Rules this module keeps:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import deque
 from enum import StrEnum
@@ -55,12 +62,15 @@ from swaramd.core.events import (
 )
 from swaramd.core.panel import PanelInput
 from swaramd.core.states import HaltReason, State
+from swaramd.core.tools import preview
 
 log = logging.getLogger(__name__)
 
 PTT_MIN_PRESS_S = 0.3   # shorter: a slip of the finger, sends input_audio_buffer.clear
 PTT_TAIL_S = 0.6        # silence streamed after release so the service's VAD ends the turn
-RECENT_RESPONSES = 16   # how many interrupted response ids to remember
+RECENT_RESPONSES = 16   # how many interrupted response ids (and replies in progress) to keep
+TRANSCRIPT_CHARS = 2000  # of one turn, kept and logged; a peer's flood stays one short line
+MAX_TOOL_CALLS = 8      # tool calls running at once; more are answered with an error
 THINKING_TIMEOUT_S = 15.0  # no reply this long after the user spoke: back to listening
 REPLY_GAP_S = 2.0       # reply audio stopped this long without response.done: end it here
 
@@ -86,6 +96,7 @@ class Input(StrEnum):
 
 
 S, IN = State, Input
+_IN_SESSION = frozenset({State.LISTENING, State.THINKING, State.SPEAKING})
 _LINK = {IN.LINK_CONNECTING: S.CONNECTING, IN.LINK_BACKOFF: S.BACKOFF,
          IN.LINK_HALTED: S.HALTED, IN.LINK_IDLE: S.IDLE}
 _SESSION = {**_LINK, IN.END: S.IDLE}
@@ -132,7 +143,13 @@ class Conversation:
         # Responses none of whose audio may play any more: interrupted, or done.
         self._closed: deque[str] = deque(maxlen=RECENT_RESPONSES)
         self._last_audio = 0.0
-        self._transcripts: dict[str, list[str]] = {}
+        # Replies in progress on the service (created, not done) with their transcript so
+        # far; "" for deltas that came before the reply was named. Bounded in number and
+        # length, forgotten with the session.
+        self._transcripts: dict[str, str] = {}
+        self._session = 0                          # counts sessions, for tool results
+        self._tool_calls: dict[str, int] = {}      # call_id -> session, for calls running
+        self.failed_responses = 0                  # response.done failed or incomplete
         # The reply under way, for transcript deltas that carry no response_id (the
         # service's docs show them with only `delta`); "" when none was named yet.
         self._reply_id = ""
@@ -268,7 +285,7 @@ class Conversation:
             log.info("reply audio stopped %.0f s ago without response.done: ending it",
                      REPLY_GAP_S)
             self._done.add(rid)
-            self._closed.append(rid)
+            self._close(rid)
             out.append(EndResponse(rid))
         elif self.base is State.THINKING and now - self._last_activity >= THINKING_TIMEOUT_S:
             log.info("no reply for %.0f s: listening again", THINKING_TIMEOUT_S)
@@ -280,12 +297,20 @@ class Conversation:
             self._end(now, out)
         return out
 
-    def on_tool_result(self, call_id: str, output: Any, now: float) -> list[Action]:
-        """A local tool finished (or failed: `output` then holds an error)."""
-        if not self._live:
+    def on_tool_result(self, call: RunTool, output: Any, now: float) -> list[Action]:
+        """A local tool finished (or failed: `output` then holds an error).
+
+        Sent only into the session that asked: a call still running when the link
+        dropped answers a call the new session never made.
+        """
+        if self._tool_calls.get(call.call_id) != call.session or call.session != self._session \
+                or not self._live:
+            log.info("result of tool %s dropped: the session that called it has ended",
+                     preview(call.name, 40))
             return []
+        del self._tool_calls[call.call_id]
         self._last_activity = now
-        return [Send(protocol.function_call_output(call_id, output))]
+        return [Send(protocol.function_call_output(call.call_id, output))]
 
     # --- link -----------------------------------------------------------------
 
@@ -300,6 +325,7 @@ class Conversation:
         """`session.updated` arrived: the mic may stream."""
         out: list[Action] = []
         self._live = True
+        self._session += 1
         self.halt_reason = None
         self._feed(Input.LINK_LIVE, now, out)
         self._earcon("listening", now, out)
@@ -343,34 +369,63 @@ class Conversation:
             if self.base is State.SPEAKING:
                 log.info("barge-in: the user spoke over the reply")
                 self._interrupt(now, out, send_cancel=False)
+            # The service cancels the replies under way, heard yet or not.
+            for rid in [rid for rid in self._transcripts if rid]:
+                self._close(rid)
+                del self._transcripts[rid]
             self._feed(Input.SPEECH_STARTED, now, out)
         elif isinstance(event, SpeechStopped):
             self._last_activity = now
             self._feed(Input.SPEECH_STOPPED, now, out)
         elif isinstance(event, ResponseCreated):
-            if event.response_id:
+            if event.response_id and event.response_id not in self._closed:
                 self._reply_id = event.response_id
-                self._transcripts.setdefault(event.response_id, [])
+                self._in_progress(event.response_id)
         elif isinstance(event, TranscriptDelta):
             rid = event.response_id or self._reply_id
             if rid not in self._closed:
-                self._transcripts.setdefault(rid, []).append(event.delta)
+                said = self._in_progress(rid)
+                if len(said) < TRANSCRIPT_CHARS:   # a reply that never ends stays bounded
+                    self._transcripts[rid] = said + event.delta[:TRANSCRIPT_CHARS - len(said)]
         elif isinstance(event, ResponseDone):
             self._on_response_done(event, now, out)
         elif isinstance(event, InputTranscript):
-            log.info("user said: %s", event.transcript)
+            log.info("user said: %s", preview(event.transcript, TRANSCRIPT_CHARS))
         elif isinstance(event, FunctionCall):
-            self._answer_due = True
-            self._last_activity = now
-            out.append(RunTool(event.call_id, event.name, event.arguments))
+            self._on_function_call(event, now, out)
         return out
+
+    def _on_function_call(self, event: FunctionCall, now: float, out: list[Action]) -> None:
+        self._last_activity = now
+        if not self._live:
+            return
+        if event.call_id in self._tool_calls:
+            log.warning("tool call %s repeated while it runs: answered once",
+                        preview(event.call_id, 40))
+            return
+        if len(self._tool_calls) >= MAX_TOOL_CALLS:
+            log.warning("tool %s refused: %d calls are running already",
+                        preview(event.name, 40), MAX_TOOL_CALLS)
+            out.append(Send(protocol.function_call_output(
+                event.call_id, {"error": "too many tool calls at once; try again"})))
+            return
+        self._answer_due = True
+        self._tool_calls[event.call_id] = self._session
+        out.append(RunTool(event.call_id, event.name, event.arguments, self._session))
 
     def _on_audio(self, event: AudioDelta, now: float, out: list[Action]) -> None:
         rid = event.response_id
         if rid in self._closed or not self._live:
             return  # a late delta of an interrupted or finished reply: never played
-        if self._playing is not None and self._playing != rid:
-            self._forget(self._playing)
+        old = self._playing
+        if old is not None and old != rid:
+            # A newer reply: the older one ends for good; what is queued of it plays out.
+            self._close(old)
+            if old not in self._done:
+                out.append(EndResponse(old))
+            self._forget(old)
+        if rid not in self._transcripts:
+            self._in_progress(rid)
         self._playing = self._reply_id = rid
         self._last_activity = self._last_audio = now
         self._answer_due = False
@@ -383,15 +438,18 @@ class Conversation:
         if rid is not None and rid not in self._closed:
             self._closed.append(rid)  # audio after response.done is the peer's mistake
         key = rid or self._reply_id
-        parts = self._transcripts.pop(key, [])
+        text = self._transcripts.pop(key, "")
         if key:                     # deltas from before the reply was named belong to it
-            parts = self._transcripts.pop("", []) + parts
-        text = "".join(parts)
+            text = self._transcripts.pop("", "") + text
         if rid is None or rid == self._reply_id:
             self._reply_id = ""
         if text:
-            log.info("swaram said: %s%s", text,
+            log.info("swaram said: %s%s", preview(text, TRANSCRIPT_CHARS),
                      "" if event.status in (None, "completed") else f" ({event.status})")
+        if event.status in ("failed", "incomplete"):
+            self.failed_responses += 1
+            log.warning("reply %s %s: %s", preview(rid or "(unnamed)", 40), event.status,
+                        preview(event.reason or "no reason given"))
         self._last_activity = now
         if rid is not None and rid == self._playing:
             self._done.add(rid)
@@ -405,7 +463,7 @@ class Conversation:
 
     def uplink(self, now: float) -> Uplink:
         """Whether a frame captured now goes out, and as what."""
-        if not self._live or self.muted or self.audio_lost:
+        if not self._live or self.muted or self.audio_lost or self.base not in _IN_SESSION:
             return Uplink.DROP
         if now < self._mic_shut_until:
             return Uplink.DROP
@@ -430,12 +488,16 @@ class Conversation:
     # --- helpers --------------------------------------------------------------
 
     def _interrupt(self, now: float, out: list[Action], *, send_cancel: bool) -> None:
+        # Only a reply still in progress on the service can be cancelled: the tail of
+        # one whose response.done came is ours alone to silence.
+        in_progress = bool(self._transcripts)
         self._drop_playback(out)
-        if send_cancel and self._live:
+        if send_cancel and self._live and in_progress:
             out.append(Send(protocol.response_cancel()))
 
     def _end(self, now: float, out: list[Action]) -> None:
         self._interrupt(now, out, send_cancel=False)
+        self._lose_session(out)  # the mic stops now, not when the link has closed
         out.append(HangUp())
         self._feed(Input.END, now, out)
         self._earcon("goodbye", now, out)
@@ -446,16 +508,35 @@ class Conversation:
         self._answer_due = False
         self._ptt_tail_until = 0.0
         self._reply_id = ""
-        self._transcripts.pop("", None)
+        # Replies and tool calls belong to their session: the next one never sees them.
+        for rid in self._transcripts:
+            if rid:
+                self._close(rid)
+        self._transcripts.clear()
+        self._tool_calls.clear()
         if self._playing is not None:
             self._drop_playback(out)
 
     def _drop_playback(self, out: list[Action]) -> None:
         if self._playing is not None:
-            self._closed.append(self._playing)
+            self._close(self._playing)
             self._transcripts.pop(self._playing, None)
             self._forget(self._playing)
         out.append(Flush())
+
+    def _close(self, rid: str) -> None:
+        """None of this response's audio may play any more."""
+        if rid not in self._closed:
+            self._closed.append(rid)
+
+    def _in_progress(self, rid: str) -> str:
+        """The transcript so far of a reply in progress (kept for at most RECENT_RESPONSES)."""
+        said = self._transcripts.get(rid)
+        if said is None:
+            if len(self._transcripts) >= RECENT_RESPONSES:
+                del self._transcripts[next(iter(self._transcripts))]
+            said = self._transcripts[rid] = ""
+        return said
 
     def _forget(self, rid: str) -> None:
         self._done.discard(rid)
@@ -469,11 +550,3 @@ class Conversation:
         out.append(PlayEarcon(name))
         self._mic_shut_until = max(self._mic_shut_until, now + duration)
 
-
-def parse_arguments(arguments: str) -> dict[str, Any] | None:
-    """A tool call's `arguments` JSON string as an object, or None when it is not one."""
-    try:
-        value = json.loads(arguments) if arguments.strip() else {}
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

@@ -94,10 +94,12 @@ class FunctionCall:
 
 @dataclass(frozen=True, slots=True)
 class ResponseDone:
-    """A reply finished (completed, cancelled or failed)."""
+    """A reply finished (completed, cancelled, failed or incomplete); `reason` is what its
+    `status_details` say of why, when it did not complete."""
 
     response_id: str | None
     status: str | None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

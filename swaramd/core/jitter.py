@@ -10,7 +10,9 @@ Rules this module keeps:
   with silence, the underrun is counted (once per starvation, not per period),
   and playback waits for the prebuffer again instead of stuttering.
 - `flush` (barge-in, DESIGN §4) empties the queue at once: the very next
-  period rendered is silence. Late audio of a flushed response is refused.
+  period rendered is silence. Which audio may still play at all (none of a
+  flushed, finished or superseded reply) is the conversation's rule
+  (`core.conversation`), kept there alone: this buffer plays what it is given.
 - `render` fills the caller's preallocated array and allocates no audio
   buffers: it runs on PortAudio's callback thread. Every other method runs on
   the loop; one lock (the ring's plus ours) keeps the two consistent.
@@ -58,19 +60,15 @@ class PlaybackBuffer:
         self._started = False
         self._device_pos = 0          # samples rendered so far, silence included
         self._handed: OrderedDict[str, _Handed] = OrderedDict()
-        self._cancelled: deque[str] = deque(maxlen=_REMEMBERED_RESPONSES)
-        self._ended: deque[str] = deque(maxlen=_REMEMBERED_RESPONSES)
         self.underruns = 0
         self.last_audio = 0           # samples of reply audio (not silence) in the last period
         self._lock = threading.Lock()
 
     # --- loop side ---------------------------------------------------------
 
-    def push(self, samples: Samples, response_id: str) -> bool:
-        """Queue reply audio; returns False (and drops it) if that response was flushed."""
+    def push(self, samples: Samples, response_id: str) -> None:
+        """Queue reply audio."""
         with self._lock:
-            if response_id in self._cancelled:
-                return False
             if len(samples):
                 self._ring.write(samples)
                 end = self._ring.written
@@ -80,17 +78,11 @@ class PlaybackBuffer:
                     if last.ended:
                         self._ended_upto = end
                 else:
-                    ended = response_id in self._ended     # late audio of a finished reply
-                    self._segments.append(_Segment(response_id, end, ended))
-                    if ended:
-                        self._ended_upto = end
-            return True
+                    self._segments.append(_Segment(response_id, end))
 
     def end_response(self, response_id: str) -> bool:
         """Mark a response done so it plays out in full; True if playback is now idle."""
         with self._lock:
-            if response_id not in self._ended:
-                self._ended.append(response_id)
             for seg in self._segments:
                 if seg.response_id == response_id:
                     seg.ended = True
@@ -98,22 +90,15 @@ class PlaybackBuffer:
             self._drop_finished(self._ring.oldest)
             return not self._segments
 
-    def flush(self, also_cancel: tuple[str, ...] = ()) -> list[str]:
-        """Drop every queued sample now (barge-in); returns the responses cancelled."""
+    def flush(self) -> list[str]:
+        """Drop every queued sample now (barge-in); returns the responses that had audio queued."""
         with self._lock:
-            cancelled = list(dict.fromkeys(s.response_id for s in self._segments))
-            for rid in (*cancelled, *also_cancel):
-                if rid not in self._cancelled:
-                    self._cancelled.append(rid)
+            dropped = list(dict.fromkeys(s.response_id for s in self._segments))
             self._ring.clear()
             self._segments.clear()
             self._ended_upto = self._ring.written
             self._started = False
-            return cancelled
-
-    def is_cancelled(self, response_id: str) -> bool:
-        """Whether `flush` cancelled this response (its late audio is refused)."""
-        return response_id in self._cancelled
+            return dropped
 
     @property
     def active(self) -> bool:

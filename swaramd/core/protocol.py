@@ -117,7 +117,13 @@ def encode(event: Mapping[str, Any]) -> str:
     kind = event.get("type")
     if kind not in CLIENT_EVENT_TYPES:
         raise ValueError(f"not a client event the service documents: {kind!r}")
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:      # a lone surrogate (echoed from the peer): escape it
+            text = json.dumps(event, separators=(",", ":"))
+    return text
 
 
 # --- server events -----------------------------------------------------------
@@ -176,6 +182,14 @@ def _error(e: Mapping[str, Any]) -> ErrorEvent:
     )
 
 
+def _status_reason(details: Mapping[str, Any]) -> str | None:
+    """Why a reply did not complete, from its `status_details`: a reason, an error, or both."""
+    err = _opt_obj(details, "error")
+    said = [text for text in (_opt_str(details, "reason"), _opt_str(err, "code"),
+                              _opt_str(err, "message")) if text]
+    return ": ".join(said) or None
+
+
 _DECODERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "session.created": lambda e: SessionCreated(_opt_obj(e, "session")),
     "session.updated": lambda e: SessionUpdated(_opt_obj(e, "session")),
@@ -197,7 +211,8 @@ _DECODERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
         _str(e, "call_id"), _str(e, "name"), _str(e, "arguments"), _opt_str(e, "response_id")),
     "response.done": lambda e: ResponseDone(
         _opt_str(_opt_obj(e, "response"), "id") or _opt_str(e, "response_id"),
-        _opt_str(_opt_obj(e, "response"), "status")),
+        _opt_str(_opt_obj(e, "response"), "status"),
+        _status_reason(_opt_obj(_opt_obj(e, "response"), "status_details"))),
     "error": _error,
 }
 
@@ -211,7 +226,13 @@ def decode(frame: str | bytes) -> Decoded:
     try:
         obj = orjson.loads(frame)
     except (ValueError, RecursionError):    # orjson.JSONDecodeError is a ValueError
-        return Malformed("not JSON")
+        # orjson refuses some JSON the standard allows, such as a lone surrogate's escape
+        # (in a tool call's arguments, say): a second, rare chance, so that such a call
+        # still gets its answer.
+        try:
+            obj = json.loads(frame)
+        except (ValueError, RecursionError):
+            return Malformed("not JSON")
     if not isinstance(obj, dict):
         return Malformed("not a JSON object")
     kind = obj.get("type")

@@ -23,10 +23,12 @@ class AudioCounters:
 
 @dataclass(slots=True)
 class ProtocolCounters:
-    """Peer mistakes since start: undecodable frames and `error` events."""
+    """Peer mistakes since start: undecodable frames, `error` events, and replies whose
+    `response.done` said `failed` or `incomplete`."""
 
     malformed_frames: int = 0
     error_events: int = 0
+    failed_responses: int = 0
 
 
 @dataclass(slots=True)
@@ -63,6 +65,7 @@ class Status:
             "protocol": {
                 "malformed_frames": self.protocol.malformed_frames,
                 "error_events": self.protocol.error_events,
+                "failed_responses": self.protocol.failed_responses,
             },
         }
         out.update(self.extra)

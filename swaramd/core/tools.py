@@ -6,14 +6,23 @@ function of those arguments returning a JSON-serialisable result. Running
 them (off the event loop, with a timeout) is the daemon's job; an unknown
 tool, bad arguments or a failure all answer an error output, never break the
 session.
+
+`arguments` come from the peer and may be anything: huge, nested a thousand
+deep, not JSON, not an object, full of lone surrogates. `ToolRegistry.answer`
+turns any of them into an output text (an error when it must) and never
+raises; the arguments it parses are bounded (`MAX_ARGUMENTS_CHARS`), and
+what a log line or an error shows of a peer's text is shortened (`preview`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 ToolFunc = Callable[[dict[str, Any]], Any]
 
@@ -35,6 +44,36 @@ class Tool:
 
 class ToolError(Exception):
     """A tool's arguments are wrong or it failed; the message goes back to the service."""
+
+
+MAX_ARGUMENTS_CHARS = 64 * 1024   # our tools take a few small fields; more is refused unread
+PREVIEW_CHARS = 200               # what a log line or an error shows of the peer's text
+
+
+def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """`text` shortened for a log line or an error message, with its full length when cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
+def parse_arguments(arguments: str) -> dict[str, Any]:
+    """A tool call's `arguments` JSON text as an object; raises ToolError when it is not one.
+
+    orjson parses without recursion (it refuses nesting past 1024) and refuses lone
+    surrogates; the size is checked first, so a hostile call costs little.
+    """
+    if len(arguments) > MAX_ARGUMENTS_CHARS:
+        raise ToolError(f"arguments are longer than {MAX_ARGUMENTS_CHARS} characters")
+    if not arguments.strip():
+        return {}
+    try:
+        value = orjson.loads(arguments)
+    except (ValueError, RecursionError, TypeError):   # JSONDecodeError is a ValueError
+        raise ToolError("arguments are not a JSON object") from None
+    if not isinstance(value, dict):
+        raise ToolError("arguments are not a JSON object")
+    return value
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -102,11 +141,32 @@ class ToolRegistry:
         """The `tools` list of `session.update`."""
         return [t.schema() for t in self._tools.values()]
 
-    def call(self, name: str, args: dict[str, Any] | None) -> Any:
-        """Run a tool synchronously; raises ToolError for anything the caller must report."""
+    def answer(self, name: str, arguments: str) -> tuple[str, bool]:
+        """Run a call as the service sent it: (its output as JSON text, whether it succeeded).
+
+        Never raises (an Exception, that is): whatever the peer sent or the tool did,
+        there is an output to send back. Runs in a worker thread: parsing is bounded
+        but not free.
+        """
+        try:
+            tool = self._tool(name)
+            result = self.call(tool.name, parse_arguments(arguments))
+            return output_text(result), True
+        except ToolError as exc:
+            return output_text({"error": str(exc)}), False
+        except Exception as exc:  # a result JSON cannot hold, or a bug of ours
+            return output_text({"error": f"{preview(name, 40)} failed: "
+                                         f"{type(exc).__name__}"}), False
+
+    def _tool(self, name: str) -> Tool:
         tool = self._tools.get(name)
         if tool is None:
-            raise ToolError(f"unknown tool {name!r}")
+            raise ToolError(f"unknown tool {preview(name, 40)!r}")
+        return tool
+
+    def call(self, name: str, args: dict[str, Any] | None) -> Any:
+        """Run a tool synchronously; raises ToolError for anything the caller must report."""
+        tool = self._tool(name)
         if args is None:
             raise ToolError("arguments are not a JSON object")
         check_arguments(tool.parameters, args)
@@ -116,3 +176,9 @@ class ToolRegistry:
             raise
         except Exception as exc:  # a tool's own bug must not break the session
             raise ToolError(f"{name} failed: {type(exc).__name__}") from exc
+
+
+def output_text(output: Any) -> str:
+    """A tool's output as the JSON text `function_call_output` carries; raises TypeError or
+    ValueError for a value JSON cannot hold."""
+    return json.dumps(output, ensure_ascii=False, allow_nan=False)

@@ -17,10 +17,19 @@ from swaramd.core.actions import (
     Send,
     ShowState,
 )
-from swaramd.core.conversation import TRANSITIONS, Conversation, Input, Uplink
+from swaramd.core.conversation import (
+    MAX_TOOL_CALLS,
+    RECENT_RESPONSES,
+    TRANSCRIPT_CHARS,
+    TRANSITIONS,
+    Conversation,
+    Input,
+    Uplink,
+)
 from swaramd.core.events import (
     AudioDelta,
     FunctionCall,
+    InputTranscript,
     ResponseCreated,
     ResponseDone,
     SpeechStarted,
@@ -148,8 +157,8 @@ def test_full_duplex_streams_while_speaking():
 def test_tool_call_runs_and_answers_without_response_create():
     conv = live()
     out = conv.on_event(FunctionCall("c1", "get_time", "{}", "r1"), 1.0)
-    assert out == [RunTool("c1", "get_time", "{}")]
-    out = conv.on_tool_result("c1", {"time": "10:00"}, 1.1)
+    assert out == [RunTool("c1", "get_time", "{}", session=1)]
+    out = conv.on_tool_result(out[0], {"time": "10:00"}, 1.1)
     assert sent(out) == ["conversation.item.create"]
     for action in out:
         check_client_event(action.event)
@@ -303,8 +312,8 @@ def test_events_out_of_order_never_raise():
 def test_a_tool_only_reply_keeps_thinking_until_the_answer_speaks():
     conv = live()
     conv.on_event(SpeechStopped(None, None), 1.0)
-    conv.on_event(FunctionCall("c1", "get_time", "{}", "r1"), 1.1)
-    conv.on_tool_result("c1", {"time": "10:00"}, 1.15)  # a quick tool: done before r1 is
+    [call] = conv.on_event(FunctionCall("c1", "get_time", "{}", "r1"), 1.1)
+    conv.on_tool_result(call, {"time": "10:00"}, 1.15)  # a quick tool: done before r1 is
     conv.on_event(ResponseDone("r1", "completed"), 1.2)
     assert conv.shown is State.THINKING  # the spoken answer is still to come
     conv.on_event(AudioDelta("r2", None, PCM), 1.5)
@@ -360,3 +369,173 @@ def test_a_reply_without_response_done_is_ended_after_its_audio_stops():
     conv.on_playback_drained(3.1)
     assert conv.shown is State.LISTENING and conv.uplink(3.2) is Uplink.MIC
     assert conv.on_event(AudioDelta("r1", "i1", PCM), 3.3) == []
+
+
+# --- late audio, one reply at a time ---------------------------------------------------------
+
+def _created_then_speech(conv):
+    conv.on_event(SpeechStopped(None, None), 1.0)
+    conv.on_event(ResponseCreated("r1"), 1.1)
+    conv.on_event(SpeechStarted(None, None), 1.2)   # the service cancels r1 before its audio
+
+
+def _superseded(conv):
+    conv.on_event(AudioDelta("r1", None, PCM), 1.0)
+    conv.on_event(AudioDelta("r2", None, PCM), 1.1)
+
+
+def _barge_in(conv):
+    speaking(conv)
+    conv.on_event(SpeechStarted(None, None), 2.0)
+
+
+def _button(conv):
+    speaking(conv)
+    conv.on_panel(P.INTERRUPT, 2.0)
+
+
+def _done(conv):
+    speaking(conv)
+    conv.on_event(ResponseDone("r1", "completed"), 2.0)
+
+
+def _reconnect(conv):
+    conv.on_event(ResponseCreated("r1"), 1.0)
+    conv.on_link_backoff(1.5)
+    conv.on_link_connecting(2.0)
+    conv.on_link_live(2.1)
+
+
+@pytest.mark.parametrize("scenario", [_created_then_speech, _superseded, _barge_in, _button,
+                                      _done, _reconnect])
+def test_late_deltas_of_an_ended_reply_never_play(scenario):
+    conv = live("always_on", duplex="half", echo_tail_s=0.0)
+    scenario(conv)
+    shown = conv.shown
+    assert conv.on_event(AudioDelta("r1", None, PCM), 3.0) == []
+    assert conv.shown is shown   # not `speaking`: in half duplex that would shut the mic
+
+
+def test_a_reply_cancelled_before_its_audio_leaves_the_mic_open():
+    conv = live("always_on", duplex="half", echo_tail_s=0.0)
+    _created_then_speech(conv)
+    assert conv.on_event(AudioDelta("r1", None, PCM), 1.3) == []
+    assert conv.shown is State.LISTENING and conv.uplink(1.4) is Uplink.MIC
+    assert Play(PCM, "r2") in conv.on_event(AudioDelta("r2", None, PCM), 2.0)  # the next plays
+
+
+def test_a_newer_reply_ends_the_older_for_good_never_interleaves():
+    conv = live()
+    conv.on_event(AudioDelta("r1", None, PCM), 1.0)
+    out = conv.on_event(AudioDelta("r2", None, PCM), 1.1)
+    assert out[:2] == [EndResponse("r1"), Play(PCM, "r2")]  # r1's queued audio plays out
+    assert conv.on_event(AudioDelta("r1", None, PCM), 1.2) == []
+    assert conv.on_event(AudioDelta("r2", None, PCM), 1.3) == [Play(PCM, "r2")]
+    assert EndResponse("r2") in conv.on_event(ResponseDone("r2", "completed"), 1.4)
+    conv.on_playback_drained(1.5)
+    assert conv.shown is State.LISTENING
+
+
+# --- bounded records, sessions ---------------------------------------------------------------
+
+def test_replies_without_response_done_are_not_kept_forever():
+    conv = live("always_on")
+    for i in range(1000):           # a reply per session that never got response.done
+        conv.on_event(ResponseCreated(f"s{i}"), i + 0.1)
+        conv.on_event(TranscriptDelta(f"s{i}", "x"), i + 0.2)
+        conv.on_link_backoff(i + 0.3)
+        conv.on_link_connecting(i + 0.4)
+        conv.on_link_live(i + 0.5)
+    assert len(conv._transcripts) == 0
+    for i in range(1000):           # and within one session
+        conv.on_event(ResponseCreated(f"r{i}"), 2000.0)
+        conv.on_event(TranscriptDelta(None, "y"), 2000.0)
+    assert len(conv._transcripts) <= RECENT_RESPONSES
+
+
+def test_a_tool_result_goes_only_to_the_session_that_called():
+    conv = live("always_on")
+    [old] = conv.on_event(FunctionCall("c1", "get_time", "{}", "r1"), 1.0)
+    conv.on_link_backoff(1.5)
+    conv.on_link_connecting(2.0)
+    conv.on_link_live(2.1)
+    [new] = conv.on_event(FunctionCall("c1", "get_time", "{}", "r9"), 2.5)  # same call_id
+    assert conv.on_tool_result(old, {"time": "10:00"}, 3.0) == []   # session 1's: dropped
+    out = conv.on_tool_result(new, {"time": "10:01"}, 3.1)
+    assert [a.event["item"]["output"] for a in out] == ['{"time": "10:01"}']
+    assert conv.on_tool_result(new, {"time": "10:01"}, 3.2) == []   # answered once
+
+
+def test_too_many_tool_calls_at_once_are_answered_with_an_error():
+    conv = live("always_on")
+    outs = [conv.on_event(FunctionCall(f"c{i}", "get_time", "{}", "r1"), 1.0)
+            for i in range(MAX_TOOL_CALLS + 2)]
+    assert all(kinds(out) == [RunTool] for out in outs[:MAX_TOOL_CALLS])
+    for out in outs[MAX_TOOL_CALLS:]:
+        assert sent(out) == ["conversation.item.create"]
+        assert "too many" in out[0].event["item"]["output"]
+        check_client_event(out[0].event)
+
+
+@pytest.mark.parametrize("mode", ["on_demand", "always_on", "push_to_talk"])
+def test_hang_up_stops_the_uplink_at_once(mode):
+    conv = live(mode, echo_tail_s=0.0)
+    assert conv.uplink(1.0) is Uplink.MIC
+    assert HangUp in kinds(conv.on_panel(P.HANG_UP, 1.0))
+    assert conv.uplink(1.0) is Uplink.DROP      # not only once the link says it is idle
+    conv.on_link_live(1.1)                      # session.updated raced the hang-up
+    assert conv.uplink(1.2) is Uplink.DROP
+
+
+@pytest.mark.parametrize(("status", "reason", "counted"), [
+    ("failed", "server_error: boom", True),
+    ("incomplete", "max_output_tokens", True),
+    ("cancelled", "turn_detected", False),
+    ("completed", None, False),
+    (None, None, False),
+])
+def test_failed_and_incomplete_replies_are_logged_and_counted(caplog, status, reason, counted):
+    caplog.set_level("INFO", logger="swaramd.core.conversation")
+    conv = live()
+    conv.on_event(ResponseCreated("r1"), 1.0)
+    conv.on_event(ResponseDone("r1", status, reason), 1.1)
+    assert conv.failed_responses == int(counted)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ([f"reply r1 {status}: {reason}"] if counted else [])
+
+
+@pytest.mark.parametrize(("before_press", "cancel"), [
+    ((), ["response.cancel"]),                                      # r1 still in progress
+    ((ResponseDone("r1", "completed"),), []),                       # only its tail plays
+    ((ResponseDone("r1", "completed"), ResponseCreated("r2")), ["response.cancel"]),
+])
+def test_button_interrupt_cancels_only_a_reply_in_progress(before_press, cancel):
+    conv = live()
+    speaking(conv)
+    for event in before_press:
+        conv.on_event(event, 1.5)
+    out = conv.on_panel(P.INTERRUPT, 2.0)
+    assert Flush in kinds(out) and sent(out) == cancel
+    assert conv.shown is State.LISTENING
+
+
+def test_a_flood_of_transcript_stays_one_short_line(caplog):
+    caplog.set_level("INFO", logger="swaramd.core.conversation")
+    conv = live()
+    caplog.clear()
+    conv.on_event(InputTranscript("i1", "ക" * 1_000_000), 1.0)
+    conv.on_event(ResponseCreated("r1"), 1.1)
+    for _ in range(10_000):
+        conv.on_event(TranscriptDelta("r1", "ന" * 100), 1.2)
+    assert max(len(t) for t in conv._transcripts.values()) <= TRANSCRIPT_CHARS
+    conv.on_event(ResponseDone("r1", "completed"), 1.3)
+    said = [r.getMessage() for r in caplog.records]
+    assert said[0].startswith("user said: ക") and said[1].startswith("swaram said: ന")
+    assert all(len(line) < TRANSCRIPT_CHARS + 100 for line in said)
+
+
+def test_a_call_id_repeated_while_it_runs_is_run_and_answered_once():
+    conv = live("always_on")
+    [call] = conv.on_event(FunctionCall("c1", "get_time", "{}", "r1"), 1.0)
+    assert conv.on_event(FunctionCall("c1", "get_time", "{}", "r1"), 1.1) == []
+    assert sent(conv.on_tool_result(call, {"time": "10:00"}, 1.2)) == ["conversation.item.create"]

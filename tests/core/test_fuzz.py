@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from swaramd.core import protocol
 from swaramd.core.actions import Action, Play, RunTool, Send, ShowState
-from swaramd.core.conversation import TRANSITIONS, Conversation, Uplink, parse_arguments
+from swaramd.core.conversation import TRANSITIONS, Conversation, Uplink
 from swaramd.core.earcons import durations
 from swaramd.core.events import (
     AudioDelta,
@@ -50,6 +50,7 @@ from swaramd.core.events import (
 )
 from swaramd.core.panel import PanelInput
 from swaramd.core.states import HaltReason, State
+from swaramd.core.tools import ToolRegistry, get_time_tool
 from tests.support.strict import check_client_event
 
 DECODED = (SessionCreated, SessionUpdated, SpeechStarted, SpeechStopped, InputTranscript,
@@ -186,6 +187,7 @@ class SessionCheck:
         self.live = False
         self.shown = State.IDLE
         self.now = 0.0
+        self.calls: list[RunTool] = []
 
     def run(self, steps: list[tuple[float, tuple[str, Any]]]) -> None:
         self.check(self.conv.on_start(self.now))
@@ -206,7 +208,9 @@ class SessionCheck:
             self.live = False
             self.check(conv.on_link_halted(arg, now))
         elif name == "tool_result":
-            self.check(conv.on_tool_result(arg[0], arg[1], now))
+            # A result for a call this session made, or for one it never made.
+            call = self.calls.pop() if self.calls else RunTool(arg[0], "get_time", "{}")
+            self.check(conv.on_tool_result(call, arg[1], now))
         elif name == "uplink":
             assert isinstance(conv.uplink(now), Uplink)
         elif name == "tick":
@@ -232,7 +236,9 @@ class SessionCheck:
             elif isinstance(action, Play):
                 assert isinstance(action.response_id, str) and len(action.pcm) % 2 == 0
             elif isinstance(action, RunTool):
-                parse_arguments(action.arguments)
+                output, _ = ToolRegistry([get_time_tool()]).answer(action.name, action.arguments)
+                assert isinstance(output, str)
+                self.calls.append(action)
 
     def check_state(self) -> None:
         conv = self.conv

@@ -25,7 +25,6 @@ class Model:
         self.cap, self.prebuffer = capacity, min(prebuffer, capacity)
         self.q: list[tuple[str, int]] = []
         self.ended: set[str] = set()
-        self.cancelled: set[str] = set()
         self.open_rid: str | None = None     # a response that got audio and is not yet done
         self.started = False
         self.underruns = self.dropped = 0
@@ -35,9 +34,7 @@ class Model:
     def active(self) -> bool:
         return bool(self.q) or self.open_rid is not None
 
-    def push(self, rid: str, values: list[int]) -> bool:
-        if rid in self.cancelled:
-            return False
+    def push(self, rid: str, values: list[int]) -> None:
         if values:
             self.q.extend((rid, v) for v in values)
             if rid not in self.ended:
@@ -45,7 +42,6 @@ class Model:
             excess = max(0, len(self.q) - self.cap)
             del self.q[:excess]
             self.dropped += excess
-        return True
 
     def end(self, rid: str) -> bool:
         self.ended.add(rid)
@@ -53,10 +49,7 @@ class Model:
             self.open_rid = None
         return not self.active()
 
-    def flush(self, rid: str) -> None:
-        self.cancelled |= {r for r, _ in self.q} | {rid}
-        if self.open_rid is not None:
-            self.cancelled.add(self.open_rid)
+    def flush(self) -> None:
         self.q.clear()
         self.open_rid = None
         self.started = False
@@ -82,14 +75,13 @@ class Model:
         return out, was_active and not self.active()
 
 
-# A script over sequential responses: push to the current one, end it, render, flush,
-# or push late audio to the response before the current one.
+# A script over sequential responses: push to the current one, end it, render, or flush.
+# Late audio of an ended or flushed reply never comes here: the conversation drops it.
 step = st.one_of(
     st.tuples(st.just("push"), st.integers(0, 3 * PERIOD)),
     st.tuples(st.just("end"), st.just(0)),
     st.tuples(st.just("render"), st.integers(1, 4)),
     st.tuples(st.just("flush"), st.just(0)),
-    st.tuples(st.just("late"), st.integers(1, PERIOD)),
 )
 
 
@@ -97,28 +89,22 @@ def run(capacity: int, prebuffer: int, script: list[tuple[str, int]]) -> tuple[
         PlaybackBuffer, Model, list[int]]:
     buf, model = PlaybackBuffer(capacity, prebuffer), Model(capacity, prebuffer)
     rid_no, counter = 0, 1
-    current_has_audio = False
     played: list[int] = []
     periods = 0
     for op, n in script:
-        rid, previous = f"r{rid_no}", f"r{rid_no - 1}"
-        if op == "late" and (rid_no == 0 or current_has_audio):
-            continue        # late audio only ever trails a reply that is over (the protocol)
-        if op in ("push", "late"):
-            current_has_audio |= op == "push" and n > 0
+        rid = f"r{rid_no}"
+        if op == "push":
             values = list(range(counter, counter + n))
             counter += n
-            target = rid if op == "push" else previous
-            assert buf.push(np.array(values, dtype=np.int16), target) == model.push(target, values)
+            buf.push(np.array(values, dtype=np.int16), rid)
+            model.push(rid, values)
         elif op == "end":
             assert buf.end_response(rid) == model.end(rid)
             rid_no += 1
-            current_has_audio = False
         elif op == "flush":
-            buf.flush(also_cancel=(rid,))      # the daemon names the reply it interrupts
-            model.flush(rid)
+            buf.flush()
+            model.flush()
             rid_no += 1
-            current_has_audio = False
         else:
             for _ in range(n):
                 out = np.full(PERIOD, -1, dtype=np.int16)
@@ -174,7 +160,7 @@ def test_a_reply_starts_after_the_prebuffer_or_when_done() -> None:
     assert not buf.active
 
 
-def test_flush_silences_the_next_period_and_refuses_late_audio() -> None:
+def test_flush_silences_the_next_period() -> None:
     buf = PlaybackBuffer(1000, prebuffer=0)
     out = np.zeros(PERIOD, dtype=np.int16)
     buf.push(np.ones(100, dtype=np.int16), "a")
@@ -183,7 +169,6 @@ def test_flush_silences_the_next_period_and_refuses_late_audio() -> None:
     assert buf.flush() == ["a"]
     buf.render(out)
     assert not out.any()
-    assert not buf.push(np.ones(10, dtype=np.int16), "a")
     assert not buf.active
 
 

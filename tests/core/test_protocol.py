@@ -108,6 +108,12 @@ DECODE_CASES = [
       "arguments": "{}"}, FunctionCall("c", "get_time", "{}", None)),
     ({"type": "response.done", "response": {"id": "r", "status": "cancelled"}},
      ResponseDone("r", "cancelled")),
+    ({"type": "response.done", "response": {"id": "r", "status": "incomplete", "status_details":
+      {"type": "incomplete", "reason": "max_output_tokens"}}},
+     ResponseDone("r", "incomplete", "max_output_tokens")),
+    ({"type": "response.done", "response": {"id": "r", "status": "failed", "status_details":
+      {"type": "failed", "error": {"type": "server_error", "code": "busy", "message": "m"}}}},
+     ResponseDone("r", "failed", "busy: m")),
     ({"type": "error", "error": {"type": "server_error", "code": "server_error",
                                  "message": "retry"}},
      ErrorEvent("server_error", "retry", "server_error")),
@@ -162,3 +168,15 @@ known_types = st.sampled_from(sorted(protocol.SERVER_EVENT_TYPES))
 def test_decoder_never_raises(frame):
     result = protocol.decode(frame)
     assert result is not None
+
+
+def test_a_lone_surrogate_in_a_frame_still_decodes_and_is_escaped_when_echoed():
+    # orjson refuses a lone surrogate's escape; the call must still be answered, and an
+    # echo of it (the call_id) must still be text a WebSocket can carry.
+    frame = json.dumps({"type": "response.function_call_arguments.done",
+                        "call_id": "c\ud800", "name": "get_time", "arguments": "\udc00"})
+    event = protocol.decode(frame)
+    assert event == FunctionCall("c\ud800", "get_time", "\udc00", None)
+    text = protocol.encode(protocol.function_call_output(event.call_id, {"error": "x"}))
+    text.encode()
+    assert json.loads(text)["item"]["call_id"] == "c\ud800"
