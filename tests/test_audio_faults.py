@@ -2,7 +2,7 @@
 
 The real daemon (in-process `Daemon`, the pyaudio backend, the appliance's
 default `EngineTuning`, so a 3 s retry delay) against the loopback service,
-through the real PyAudio -> PortAudio -> ALSA stack (DESIGN §7):
+through the real PyAudio -> PortAudio -> ALSA stack:
 
 - speaker: the ALSA `jack` PCM on a private jackd (dummy driver, 24 kHz,
   20 ms periods), present throughout; it paces the daemon in real time.

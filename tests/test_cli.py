@@ -1,4 +1,4 @@
-"""The command line: exit codes and one-line errors (DESIGN §2)."""
+"""The command line: exit codes and one-line errors."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Finding audio devices through PortAudio, without ALSA's noise on stderr.
 
-`swaramd devices` (DESIGN §2) prints `format_devices(list_devices())`. The
+`swaramd devices` prints `format_devices(list_devices())`. The
 engine uses `find_device` to turn `audio.input_device` / `output_device` (a
 name substring, an index, or `default`) into a device, and gets an error that
 lists what there is when nothing matches.

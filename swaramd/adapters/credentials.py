@@ -1,4 +1,4 @@
-"""Where the API key comes from, in DESIGN §3's order, with errors that name the config line.
+"""Where the API key comes from, in the documented order, with errors that name the config line.
 
 Order: `$CREDENTIALS_DIRECTORY/api_key` (systemd `LoadCredential=`) when
 present, else `server.api_key_file`, else `server.api_key_env`. The key's

@@ -1,4 +1,4 @@
-"""sd_notify in a few lines of stdlib (DESIGN §6), a no-op without `$NOTIFY_SOCKET`.
+"""sd_notify in a few lines of stdlib (docs/design.md, "systemd"), a no-op without `$NOTIFY_SOCKET`.
 
 The protocol is one datagram of `KEY=VALUE` lines to the socket systemd
 names in `$NOTIFY_SOCKET` (a leading `@` means the abstract namespace). The

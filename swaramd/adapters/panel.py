@@ -1,13 +1,13 @@
 """The panel adapter: the push button and the status LED, through gpiozero.
 
 What a gesture means and which pattern shows a state are decided in
-`swaramd.core.panel` (DESIGN §5); this module only reports and plays.
+`swaramd.core.panel`; this module only reports and plays.
 Rules it keeps:
 
 - gpiozero calls back on its own threads. Those callbacks feed the pure
   `GestureRecogniser` under a short lock and hand each gesture to the asyncio
   loop with `loop.call_soon_threadsafe(on_gesture, gesture)`; nothing else
-  crosses (DESIGN §1). The press edge goes over at once (push-to-talk streams
+  crosses (docs/design.md, "Threads"). The press edge goes over at once (push-to-talk streams
   from it); short or long is decided on release or at the long-press deadline,
   which one small thread keeps.
 - Each LED has one background player thread whose waits are interruptible
@@ -17,7 +17,7 @@ Rules it keeps:
 - Every thread is stopped by its handle with a bounded join in `close()`.
 - `gpio.pin_factory`: `auto` is gpiozero's own choice (lgpio on Raspberry Pi
   OS Bookworm, or `GPIOZERO_PIN_FACTORY`); `mock` is gpiozero's MockFactory
-  with PWM pins (DESIGN §7); `none` is a panel that does nothing. `auto` on a
+  with PWM pins; `none` is a panel that does nothing. `auto` on a
   machine without GPIO raises `PanelError` with one line saying what to do.
 - gpiozero is imported only when a pin factory is used: a kiosk with
   `pin_factory: none` never loads it (about 2 MB of private memory saved).

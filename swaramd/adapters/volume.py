@@ -1,6 +1,6 @@
 """The speaker's software volume, 0-100, kept in the state directory across restarts.
 
-The `set_volume` tool (DESIGN §4) changes it; the playback path reads `gain_q15`
+The `set_volume` tool changes it; the playback path reads `gain_q15`
 once per period. Level 100 is exactly unity (the bytes pass unchanged), level 0
 is silence, and in between the gain follows a square law, which sounds evenly
 spaced to the ear where a linear gain crowds the useful range at the top.

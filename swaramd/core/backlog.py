@@ -3,7 +3,7 @@
 Rules this module keeps:
 
 - Captured audio is cut into fixed frames (`frame_ms` of 24 kHz PCM16, the
-  unit of one `input_audio_buffer.append`, DESIGN §3/§4) by `Framer`, which
+  unit of one `input_audio_buffer.append`) by `Framer`, which
   keeps the partial tail for the next call.
 - The backlog is bounded in frames. When the link lags and the socket does not
   take frames, the *oldest* frames are dropped and counted, so memory never

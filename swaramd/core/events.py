@@ -1,4 +1,4 @@
-"""Server events as typed values (DESIGN §4), one frozen dataclass per event type.
+"""Server events as typed values, one frozen dataclass per event type.
 
 swaram speaks a subset of the OpenAI Realtime protocol. The decoder in
 `protocol.py` turns each text frame into one of these, into `UnknownEvent`
@@ -112,7 +112,7 @@ class ErrorEvent:
 
     @property
     def wants_reconnect(self) -> bool:
-        """The service wants a fresh session: `server_error` (after a backoff, DESIGN §4) or
+        """The service wants a fresh session: `server_error` (after a backoff) or
         `session_expired` (at once, as a 1001 close would)."""
         return self.code in ("server_error", "session_expired")
 

@@ -1,7 +1,7 @@
 """The mic gate: a light voice-activity detector so only the user's voice is streamed.
 
 The service bills by minutes processed and asks clients to send only speech
-(reference/swaram-docs-facts.md, "Send only the user's voice"). This gate
+(the service's docs advise sending only the user's voice). This gate
 tracks an adaptive noise floor of frame energy (quick to fall, slow to rise,
 so a steady hum becomes "silence") and opens when a frame stands well above
 it. On opening it releases ~300 ms of pre-roll so the first syllable is not

@@ -9,7 +9,7 @@ Rules this module keeps:
 - When the queue runs dry in the middle of a response, the period is padded
   with silence, the underrun is counted (once per starvation, not per period),
   and playback waits for the prebuffer again instead of stuttering.
-- `flush` (barge-in, DESIGN §4) empties the queue at once: the very next
+- `flush` (barge-in) empties the queue at once: the very next
   period rendered is silence. Which audio may still play at all (none of a
   flushed, finished or superseded reply) is the conversation's rule
   (`core.conversation`), kept there alone: this buffer plays what it is given.

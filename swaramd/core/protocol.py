@@ -1,6 +1,6 @@
 """The wire protocol, sans I/O: builders for client events, a decoder for server events.
 
-Rules this module keeps (DESIGN §4, reference/swaram-docs-facts.md):
+Rules this module keeps (docs/design.md, "On the wire"):
 
 - Only the seven client events the service documents can be built here;
   `CLIENT_EVENT_TYPES` lists them and nothing else in swaramd writes JSON to

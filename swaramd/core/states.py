@@ -1,4 +1,4 @@
-"""The appliance states of DESIGN §5, shared by the conversation, panel and status."""
+"""The appliance states, shared by the conversation, panel and status (docs/design.md, section 5)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class State(StrEnum):
 
 
 class HaltReason(StrEnum):
-    """Why the appliance halted and waits for a person (DESIGN §4)."""
+    """Why the appliance halted and waits for a person."""
 
     AUTH = "auth"
     CREDITS = "credits"

@@ -1,4 +1,4 @@
-"""Local tools the service may call (DESIGN §4): schemas offered in `session.update`,
+"""Local tools the service may call: schemas offered in `session.update`,
 argument checking, and the built-ins `get_time` and `set_volume`.
 
 A tool is a name, a description, a JSON schema for its arguments and a

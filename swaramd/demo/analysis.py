@@ -1,7 +1,7 @@
 """Latencies measured on the speaker's output (the WAV backend's output file).
 
 With the WAV backend, sample `i` of `audio.wav_output` is the `i`-th sample
-the speaker played (DESIGN §3). `SpeakerClock` ties sample indexes to
+the speaker played. `SpeakerClock` ties sample indexes to
 `time.monotonic()` by reading the engine's public `rendered_samples` while the
 demo runs; the simulated service stamps what it sends with the same clock.
 The demo's replies never hold digital silence (see `recording.py`), so a reply

@@ -133,7 +133,7 @@ async def wait_audio_open(daemon: Daemon, timeout: float, what: str) -> AudioEng
 
 
 async def press(pin: int, tl: Timeline, why: str) -> None:
-    """A short press of the mock button (gpiozero MockFactory, DESIGN §7)."""
+    """A short press of the mock button (gpiozero MockFactory)."""
     from gpiozero import Device  # type: ignore[import-untyped]
 
     tl.line("button", f"short press (mock GPIO{pin}): {why}")

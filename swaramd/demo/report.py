@@ -19,7 +19,7 @@ from swaramd.demo.recording import RATE
 from swaramd.demo.simulator import SimulatedSwaram, TurnRecord
 from swaramd.demo.timeline import Timeline
 
-BARGE_IN_LIMIT_MS = 100.0       # DESIGN §4: silent within one output buffer, never over 100 ms
+BARGE_IN_LIMIT_MS = 100.0       # barge-in: silent within one output buffer, never over 100 ms
 SILENCED_MS = 500.0             # beyond this the demo says the barge-in failed
 
 
@@ -133,7 +133,7 @@ def _print_turn(tl: Timeline, r: TurnResult) -> None:
         tl.say(f"             heard {r.heard.seconds:.2f} s of the {t.reply_audio_s:.2f} s "
                "reply, then the user barged in")
         tl.say(f"  barge-in   speech_started → speaker silent: {r.silence_ms:.0f} ms "
-               f"({verdict} the {BARGE_IN_LIMIT_MS:.0f} ms limit of DESIGN §4)")
+               f"({verdict} the {BARGE_IN_LIMIT_MS:.0f} ms limit)")
     else:
         tl.say(f"             heard the whole reply: {r.heard.seconds:.2f} s")
 

@@ -1,6 +1,6 @@
 """A simulated swaram service: a real `websockets` server on loopback, for `swaramd demo`.
 
-It speaks the service's documented events (reference/000_*.txt) in the
+It speaks the service's documented events in the
 service's session order: `session.created` on connect; `session.update` must
 come first and is answered with `session.updated`; then the audio appended is
 judged by an energy VAD (`vad.py`), which sends `speech_started` /
@@ -254,7 +254,7 @@ class _Session:
             return
         samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2")
         self.sim.record("received", "input_audio_buffer.append", samples=len(samples))
-        if not self.configured:     # DESIGN §4: no audio before session.updated
+        if not self.configured:     # no audio before session.updated
             await self._reject("input_audio_buffer.append before session.update")
             return
         self.memory.add(samples)
@@ -278,7 +278,7 @@ class _Session:
         turn.tool_output = item["output"]
         await self.send({"type": "conversation.item.created", "item": {
             "id": self._id("item"), **item}}, item_type="function_call_output")
-        # The service carries on by itself: no response.create is needed (DESIGN §4).
+        # The service carries on by itself: no response.create is needed.
         self._start(turn, call.then(item["output"]))
 
     # --- turn-taking ------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""A sound card made of ALSA user-space plugins, for the real PyAudio stack (DESIGN §7).
+"""A sound card made of ALSA user-space plugins, for the real PyAudio stack.
 
 - `write_asoundrc`: an ALSA_CONFIG_PATH file of `type file` PCMs over a `type
   null` slave (capture reads an `infile`, playback writes a file; as fast as

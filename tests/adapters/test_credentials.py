@@ -1,4 +1,4 @@
-"""Key sources in DESIGN §3's order; errors name where, never the key."""
+"""Key sources in their documented order; errors name where, never the key."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """sd_notify: the notifier against a real datagram socket standing in for systemd, and the
-daemon's READY / STATUS / WATCHDOG / STOPPING over the real PyAudio stack (DESIGN §6)."""
+daemon's READY / STATUS / WATCHDOG / STOPPING over the real PyAudio stack."""
 
 from __future__ import annotations
 

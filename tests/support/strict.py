@@ -1,4 +1,4 @@
-"""Strict validation of client events against the openai SDK's beta realtime types (DESIGN §7).
+"""Strict validation of client events against the openai SDK's beta realtime types.
 
 Two checks for every event swaramd sends: its type is one of the seven the
 service documents, and it validates against
