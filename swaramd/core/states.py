@@ -1,4 +1,4 @@
-"""The appliance states, shared by the conversation, panel and status (docs/design.md, section 5)."""
+"""The appliance states, shared by the conversation, the panel and the status record."""
 
 from __future__ import annotations
 
