@@ -1,4 +1,4 @@
-"""Chaos, the long run (issue 8): the real daemon as a process through N faulty connections.
+"""Chaos, the long run: the real daemon as a process through N faulty connections.
 
     .venv/bin/python bench/chaos.py [--connections 1000] [--seed 8] [--scale 0.02]
                                     [--faults close_1000,stall,...] [--keep DIR]

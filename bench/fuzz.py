@@ -1,4 +1,4 @@
-"""Fuzz, the long run (issue 8): hypothesis-made frames into the decoder and the conversation.
+"""Fuzz, the long run: hypothesis-made frames into the decoder and the conversation.
 
     .venv/bin/python bench/fuzz.py [--examples 100000] [--seed 8] [--only decode|sessions]
 

@@ -1,4 +1,4 @@
-"""Audio faults: the microphone vanishes mid-conversation and comes back (issue 8, item 3).
+"""Audio faults: the microphone vanishes mid-conversation and comes back.
 
 The real daemon (in-process `Daemon`, the pyaudio backend, the appliance's
 default `EngineTuning`, so a 3 s retry delay) against the loopback service,
@@ -18,7 +18,7 @@ FIFO so the hung read returns and the old stream can close. Plugging back in
 is a fresh FIFO and the mic PCM back in the config.
 
 The mic comes back at the worst moment: just after a retry found it missing,
-so the next attempt is a whole retry delay away. The issue's bound, recovery
+so the next attempt is a whole retry delay away. The bound, recovery
 within 5 s of its return, must hold even then: 3 s + one PortAudio open.
 """
 
@@ -45,7 +45,7 @@ from tests.adapters.alsa_rig import Jackd, file_pcm, jack_pcm, write_asoundrc
 from tests.daemon_rig import KEY, tone, wait_until
 from tests.support.service import FakeService, Peer, audio_delta
 
-RECOVERY_S = 5.0              # the issue's bound, from the mic's return
+RECOVERY_S = 5.0              # the bound on recovery, from the mic's return
 BEFORE, AFTER = 257, 514      # the sample value each microphone delivers
 FRAME_BYTES = 960             # 20 ms of 24 kHz PCM16
 

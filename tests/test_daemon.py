@@ -1,4 +1,4 @@
-"""End-to-end scenarios: the real daemon, WAV audio, mock pins and a loopback service (issue 5).
+"""End-to-end scenarios: the real daemon, WAV audio, mock pins and a loopback service.
 
 Every event the service receives is checked to be one of the seven documented
 client events and validated strictly (tests/support/strict.py); the WAV

@@ -1,4 +1,4 @@
-"""`swaramd demo` (issue 7): the real daemon, the simulated service, WAV audio, mock pins.
+"""`swaramd demo`: the real daemon, the simulated service, WAV audio, mock pins.
 
 The whole demo runs once in-process: its timeline must show both turns, the
 tool call and the barge-in, every client event the simulator received must

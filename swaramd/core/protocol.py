@@ -14,7 +14,7 @@ Rules this module keeps (docs/design.md, "On the wire"):
 - The audio paths run 50 times a second each way, so they use libraries made
   for it: `orjson` parses server events and `pybase64` (SIMD) codes the audio.
   With the standard library those two were a fifth of the daemon's
-  instructions on the audio path (docs/performance.md, fourth session).
+  instructions on the audio path (docs/performance.md).
 """
 
 from __future__ import annotations

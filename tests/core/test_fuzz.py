@@ -1,4 +1,4 @@
-"""Fuzz (issue 8): hypothesis-made server frames into the decoder and the conversation.
+"""Fuzz: hypothesis-made server frames into the decoder and the conversation.
 
 Frames are events of every type the decoder knows, with each field usually of
 the right type and sometimes anything JSON can hold, plus unknown types,

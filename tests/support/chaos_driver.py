@@ -1,4 +1,4 @@
-"""The chaos run (issue 8): the real daemon as a process against tests/support/chaos_service.py.
+"""The chaos run: the real daemon as a process against tests/support/chaos_service.py.
 
 `run_chaos(ChaosPlan(...))` starts `python -m tests.chaos_runner` (the daemon
 with a scaled reconnect policy, WAV audio, no GPIO, always_on, gate open),

@@ -1,4 +1,4 @@
-"""A loopback swaram service that breaks every connection in a planned way (issue 8, chaos).
+"""A loopback swaram service that breaks every connection in a planned way.
 
 Connection i gets fault `plan[i]`; connections past the plan get `hold` (a
 healthy session until the service stops). A WebSocket fault runs only once the
