@@ -57,10 +57,12 @@ def _check_paths(cfg: Config) -> None:
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the config and the key source; print where the key comes from."""
     from swaramd.adapters.credentials import read_api_key
+    from swaramd.adapters.wake import check_wake
 
     cfg = _load(args)
     read_api_key(cfg)
     _check_paths(cfg)
+    check_wake(cfg)
     cred = os.environ.get("CREDENTIALS_DIRECTORY")
     if cred and (Path(cred) / "api_key").exists():
         source = "$CREDENTIALS_DIRECTORY/api_key"
@@ -68,8 +70,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         source = str(cfg.server.api_key_file)
     else:
         source = f"${cfg.server.api_key_env}"
+    wake = cfg.conversation.wake_word
     print(f"{cfg.path}: OK (mode {cfg.conversation.mode}, audio {cfg.audio.backend}, "
-          f"key from {source})")
+          f"key from {source}{'' if wake == 'none' else f', wake word {wake}'})")
     return EX_OK
 
 

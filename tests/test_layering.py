@@ -9,7 +9,7 @@ import pytest
 
 CORE = Path(__file__).resolve().parents[1] / "swaramd" / "core"
 FORBIDDEN = {"asyncio", "websockets", "pyaudio", "gpiozero", "socket", "soxr", "swaramd.adapters",
-             "swaramd.daemon", "swaramd.cli", "selectors", "subprocess"}
+             "swaramd.daemon", "swaramd.cli", "selectors", "subprocess", "pymicro_wakeword"}
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -30,6 +30,14 @@ class ProtocolCounters:
 
 
 @dataclass(slots=True)
+class WakeCounters:
+    """The wake word listened for (None: none) and how often it was heard since start."""
+
+    name: str | None = None
+    detections: int = 0
+
+
+@dataclass(slots=True)
 class Status:
     """What the daemon is doing now, and what has gone wrong since it started."""
 
@@ -41,6 +49,7 @@ class Status:
     reconnects: int = 0
     audio: AudioCounters = field(default_factory=AudioCounters)
     protocol: ProtocolCounters = field(default_factory=ProtocolCounters)
+    wake_word: WakeCounters = field(default_factory=WakeCounters)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def snapshot(self, now: float) -> dict[str, Any]:
@@ -64,6 +73,7 @@ class Status:
                 "malformed_frames": self.protocol.malformed_frames,
                 "error_events": self.protocol.error_events,
             },
+            "wake_word": {"name": self.wake_word.name, "detections": self.wake_word.detections},
         }
         out.update(self.extra)
         return out

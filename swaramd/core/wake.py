@@ -8,7 +8,7 @@ decides what a detection means (`Conversation.on_wake`). Rules kept here:
 - `conversation.wake_sensitivity` is a 0.0-1.0 scale: 0.5 is the model's own
   tuned cutoff, 0.0 the strictest (probability 0.99), 1.0 the most eager
   (0.5). Between those points the cutoff moves in a straight line.
-- The detector fires 0.1-0.2 s after the word ends (measured with espeak-ng
+- The detector fires 0.14-0.35 s after the word ends (measured with espeak-ng
   voices, docs/performance.md), so the last `PREROLL_S` of audio before the
   detection is what the user said after the word, not the word: that much is
   sent ahead of the first live frame so the first syllable is not cut.
