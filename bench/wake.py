@@ -8,7 +8,8 @@ Everything goes through `swaramd.adapters.wake.WakeDetector` as the daemon runs 
 1. Detection in quiet: the word spoken by espeak-ng voices x speeds x levels (peak
    -1, -12 and -24 dBFS), each with 1 s of faint noise (-70 dBFS) before and 2 s
    after, one after another in one stream. A clip counts as heard when a detection
-   falls between its word's start and 1 s after its end.
+   falls between its word's start and 1 s after its end; how long after the end
+   the detection came is reported too (the daemon's pre-roll must be shorter).
 2. False wakes: at least `--minutes` of other speech, espeak-ng reading English
    (the GPL-3 text on Debian, else a built-in paragraph) and Malayalam (`-v ml`)
    with several voices and speeds, 0.3 s between sentences. Every detection is a
@@ -115,7 +116,7 @@ def run(detector: WakeDetector, audio: np.ndarray) -> tuple[list[float], float]:
     return found, spent
 
 
-def detection_rate(word: str, sensitivity: float) -> tuple[int, int, list[str]]:
+def detection_rate(word: str, sensitivity: float) -> tuple[int, int, list[str], list[float]]:
     rng = np.random.default_rng(1)
     parts, windows, names = [], [], []
     t = 0
@@ -135,9 +136,14 @@ def detection_rate(word: str, sensitivity: float) -> tuple[int, int, list[str]]:
         found, _ = run(detector, np.concatenate(parts))
     finally:
         detector.close()
-    missed = [n for n, (a, b) in zip(names, windows, strict=True)
-              if not any(a <= f <= b for f in found)]
-    return len(names) - len(missed), len(names), missed
+    missed, lags = [], []
+    for name, (start, stop) in zip(names, windows, strict=True):
+        hits = [f for f in found if start <= f <= stop]
+        if hits:
+            lags.append(hits[0] - (stop - 1.0))   # from the word's end to its detection
+        else:
+            missed.append(name)
+    return len(names) - len(missed), len(names), missed, lags
 
 
 def sentences() -> tuple[list[str], list[str]]:
@@ -191,9 +197,12 @@ def main() -> int:
         print("bench/wake.py needs espeak-ng (tools/system-packages.sh)", file=sys.stderr)
         return 1
     print(f"machine: {machine()}")
-    heard, total, missed = detection_rate(args.word, args.sensitivity)
+    heard, total, missed, lags = detection_rate(args.word, args.sensitivity)
     print(f"detection in quiet: {heard}/{total} = {100 * heard / total:.1f} % "
           f"({len(WORD_VOICES)} voices x {len(WORD_SPEEDS)} speeds x {len(LEVELS_DB)} levels)")
+    if lags:
+        print(f"  detection after the word's end: min {min(lags):.2f} s, median "
+              f"{float(np.median(lags)):.2f} s, max {max(lags):.2f} s (20 ms frames)")
     if missed:
         print("  missed: " + "; ".join(missed))
     t0 = time.monotonic()
