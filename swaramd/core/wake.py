@@ -8,8 +8,8 @@ decides what a detection means (`Conversation.on_wake`). Rules kept here:
 - `conversation.wake_sensitivity` is a 0.0-1.0 scale: 0.5 is the model's own
   tuned cutoff, 0.0 the strictest (probability 0.99), 1.0 the most eager
   (0.5). Between those points the cutoff moves in a straight line.
-- The detector fires 0.14-0.35 s after the word ends (measured with espeak-ng
-  voices, docs/performance.md), so the last `PREROLL_S` of audio before the
+- The detector fires 0.09-0.35 s after the word ends (bench/wake.py with
+  espeak-ng voices, docs/performance.md), so the last `PREROLL_S` of audio before the
   detection is what the user said after the word, not the word: that much is
   sent ahead of the first live frame so the first syllable is not cut.
 """
@@ -22,7 +22,7 @@ WAKE_WORDS = ("okay_nabu", "hey_jarvis", "hey_mycroft", "alexa")
 DEFAULT_SENSITIVITY = 0.5   # the model's own cutoff
 STRICTEST_CUTOFF = 0.99     # sensitivity 0.0
 EAGEREST_CUTOFF = 0.5       # sensitivity 1.0
-PREROLL_S = 0.1             # audio before the detection that is sent (shorter than its lag)
+PREROLL_S = 0.08            # audio up to the detection that is sent (shorter than its lag)
 REARM_S = 1.0               # one utterance of the word is one detection
 
 

@@ -24,6 +24,6 @@ def test_more_sensitive_is_never_stricter():
     assert values == sorted(values, reverse=True)
 
 
-@pytest.mark.parametrize(("frame_ms", "held"), [(10, 9), (20, 4), (50, 1), (100, 0), (200, 0)])
-def test_preroll_is_a_tenth_of_a_second_with_the_detecting_frame(frame_ms, held):
+@pytest.mark.parametrize(("frame_ms", "held"), [(10, 7), (20, 3), (40, 1), (100, 0), (200, 0)])
+def test_preroll_is_80_ms_with_the_detecting_frame(frame_ms, held):
     assert preroll_frames(frame_ms) == held
