@@ -134,12 +134,13 @@ async def test_on_demand_the_word_starts_a_conversation(tmp_path, caplog):
     async with FakeService([script]) as svc, \
             daemon_running(tmp_path, svc, mic=mic,
                            conversation={"mode": "on_demand", **WAKE}) as daemon:
-        await asyncio.sleep(1.0)
-        assert daemon.conversation.shown is State.IDLE and not svc.received
         await asyncio.wait_for(connected.wait(), 20)
         await wait_until(lambda: daemon.conversation.shown is State.LISTENING and appends(svc))
         assert daemon.status.wake_word.detections == 1
-    assert "wake word in idle -> start" in caplog.text
+    said = [r.getMessage() for r in caplog.records]
+    heard = said.index(next(m for m in said if m.startswith("wake word okay_nabu heard")))
+    assert said[heard + 1] == "wake word in idle -> start"
+    assert said.index("state idle -> connecting (start)") > heard   # not before the word
 
 
 async def test_the_word_interrupts_a_reply(tmp_path):

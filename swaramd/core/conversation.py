@@ -225,7 +225,8 @@ class Conversation:
         Ignored while muted (the user shut the microphone) and in push_to_talk.
         """
         if not self.wake_word or self.muted:
-            log.info("wake word ignored (%s)", "muted" if self.muted else f"mode {self.mode}")
+            log.info("wake word ignored (%s)", "muted" if self.muted else
+                     "push_to_talk" if self.mode == "push_to_talk" else "none configured")
             return []
         inp = input_for_gesture(Gesture.WAKE_WORD, self.shown, self.mode)
         log.info("wake word in %s -> %s", self.shown.value, inp.value if inp else "nothing")
