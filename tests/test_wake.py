@@ -17,6 +17,7 @@ from swaramd.core.states import State
 from tests.daemon_rig import RATE, appends, daemon_running, reply, tone, wait_until
 from tests.support.service import FakeService, Peer
 from tests.support.speech import say, silence
+from tests.support.wavfiles import read_wav
 from tests.test_cli import _run, write_config
 
 WORD = "okay nabu"     # okay_nabu as espeak-ng's en-us voice says it at 150 words a minute
@@ -162,6 +163,8 @@ async def test_the_word_interrupts_a_reply(tmp_path):
         assert daemon.status.wake_word.detections == 1
         await wait_until(lambda: daemon.conversation.shown is State.LISTENING)
         await wait_until(lambda: len(sent_audio(svc)) > RATE, timeout=20)   # what follows
+    played = np.nonzero(np.abs(read_wav(tmp_path / "out.wav")) > 12_000)[0]  # the reply only
+    assert 0 < (played[-1] - played[0]) / RATE < 6, "the speaker went on after the word"
 
 
 # --- without the engine --------------------------------------------------------------------
