@@ -301,11 +301,20 @@ detect_lgpio() {
     fi
 }
 
+# The config names a wake word (conversation.wake_word): the venv gets the engine.
+wants_wake_word() {
+    [[ -f $CONFIG ]] \
+        && grep -Eq '^[[:space:]]+wake_word:[[:space:]]*["'"'"']?(okay_nabu|hey_jarvis|hey_mycroft|alexa)' \
+            -- "$CONFIG"
+}
+
 install_packages() {
     local pkg missing=()
     local -a want
     read -r -a want <<<"$APT_PACKAGES"
     ((VENV_SYSTEM_SITE)) && want+=(python3-lgpio)
+    # 32-bit Pi OS: the wake word's feature extractor has no wheel and builds with g++.
+    if wants_wake_word && [[ $(uname -m) == armv* ]]; then want+=(g++); fi
     for pkg in "${want[@]}"; do
         pkg_installed "$pkg" || missing+=("$pkg")
     done
@@ -357,9 +366,10 @@ source_digest() {
 }
 
 install_venv() {
-    local interp want have="" build
+    local interp want have="" build extras=""
     interp=$("$PYTHON_BIN" -c 'import sys; print(sys.executable, "%d.%d.%d" % sys.version_info[:3])')
-    want="python=$interp system-site=$VENV_SYSTEM_SITE source=$(source_digest)"
+    wants_wake_word && extras="[wakeword]"
+    want="python=$interp system-site=$VENV_SYSTEM_SITE source=$(source_digest) extras=$extras"
     [[ -f $STAMP ]] && have=$(<"$STAMP")
     if [[ $have == "$want" && -x $VENV/bin/swaramd ]]; then
         return 0
@@ -376,9 +386,9 @@ install_venv() {
     mkdir -- "$build/src"
     cp -- "$SRC/pyproject.toml" "$SRC/README.md" "$build/src/"
     tar -C "$SRC" --exclude=__pycache__ --exclude='*.pyc' -cf - swaramd | tar -C "$build/src" -xf -
-    say "installing swaramd into $VENV (pip)"
+    say "installing swaramd${extras:+ with the wake word engine} into $VENV (pip)"
     PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
-        "$VENV/bin/python" -m pip install -q "$build/src" || die "pip install into $VENV failed (see above)"
+        "$VENV/bin/python" -m pip install -q "$build/src$extras" || die "pip install into $VENV failed (see above)"
     printf '%s\n' "$want" >"$STAMP"
     CHANGED=1
 }

@@ -89,10 +89,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the config and the key source; print where the key comes from."""
     from swaramd.adapters.credentials import read_api_key
     from swaramd.adapters.panel import gpio_absent
+    from swaramd.adapters.wake import check_wake
 
     cfg = _load(args)
     read_api_key(cfg)
     _check_paths(cfg)
+    check_wake(cfg)
     no_gpio = gpio_absent(cfg.gpio.pin_factory)
     if no_gpio is not None:  # a warning: gpiozero may still find a remote pigpio or the like
         print(cfg.problem("gpio.pin_factory", f"warning: {no_gpio}"), file=sys.stderr)
@@ -103,8 +105,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         source = str(cfg.server.api_key_file)
     else:
         source = f"${cfg.server.api_key_env}"
+    wake = cfg.conversation.wake_word
     print(f"{cfg.path}: OK (mode {cfg.conversation.mode}, audio {cfg.audio.backend}, "
-          f"key from {source})")
+          f"key from {source}{'' if wake == 'none' else f', wake word {wake}'})")
     return EX_OK
 
 

@@ -7,6 +7,7 @@ Wiring only (STYLE.md): the conversation (core) decides, the adapters do.
     audio health, playback drained -----> Conversation.on_audio_* / on_playback_drained
     Conversation actions ---------------> link, audio engine, panel, status, sd_notify
     engine.next_frame() --(uplink gate, mic gate)--> link.send_text()
+    engine.next_frame() --(wake detector, every frame)--> Conversation.on_wake
 
 Every task belongs to one `asyncio.TaskGroup`. SIGTERM/SIGINT end the group;
 cleanup is bounded. An exception escaping any task ends the group too: it
@@ -18,6 +19,7 @@ and the key (taking effect on the next connection) and leaves a halt.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -35,7 +37,8 @@ from swaramd.adapters.link import Link, LinkState, LinkTimings
 from swaramd.adapters.logs import SecretFilter
 from swaramd.adapters.notify import Notifier, watchdog_interval_s
 from swaramd.adapters.panel import NullPanel, Panel, open_panel
-from swaramd.core import earcons, protocol
+from swaramd.adapters.wake import open_wake
+from swaramd.core import earcons, protocol, wake
 from swaramd.core.actions import (
     Action,
     Connect,
@@ -109,7 +112,13 @@ class Daemon:
         self.conversation = Conversation(
             cfg.conversation.mode, duplex=cfg.audio.duplex,
             echo_tail_s=cfg.audio.echo_tail_ms / 1000,
-            idle_timeout_s=cfg.conversation.idle_timeout_s, earcon_s=earcons.durations())
+            idle_timeout_s=cfg.conversation.idle_timeout_s, earcon_s=earcons.durations(),
+            wake_word=cfg.conversation.wake_word != "none")
+        self._wake = open_wake(cfg)  # ConfigError (exit 78) when the engine is missing
+        self.status.wake_word.name = self._wake.name if self._wake else None
+        # Held frames before the wake word: the last few are sent with it (core.wake).
+        self._held: collections.deque[bytes] = collections.deque(
+            maxlen=wake.preroll_frames(cfg.audio.frame_ms))
         self._gate = SpeechGate(cfg.audio.frame_ms) if cfg.audio.gate == "vad" else None
         self.engine: AudioEngine | None = None
         self.panel: Panel | NullPanel | None = None
@@ -146,6 +155,8 @@ class Daemon:
             self._notifier.stopping()
             self.engine.stop(timeout_s=1.0)
             self.panel.close()
+            if self._wake is not None:
+                self._wake.close()
             self._uninstall_signals(loop)
 
     async def _run_tasks(self) -> int:
@@ -360,18 +371,38 @@ class Daemon:
         while True:
             frame = await engine.next_frame()
             self._uplink_captured += 1
+            if self._wake is not None:
+                self._listen_for_wake(frame)
             mode = conv.uplink(time.monotonic())
+            if mode is Uplink.HOLD:
+                self._held.append(frame)
+                continue
+            # The word was just heard: what was said right after it goes first.
+            held = [*self._held] if mode is Uplink.MIC else []
+            self._held.clear()
             if mode is Uplink.DROP:
                 continue
             if mode is Uplink.SILENCE:
                 frames = [bytes(len(frame))]
             elif self._gate is not None:
-                frames = self._gate.process(frame)
+                frames = [out for f in (*held, frame) for out in self._gate.process(f)]
             else:
-                frames = [frame]
+                frames = [*held, frame]
             for out in frames:
                 if await link.send_text(protocol.audio_append_text(out)):
                     self._uplink_sent += 1
+
+    def _listen_for_wake(self, frame: bytes) -> None:
+        """Every captured frame goes to the detector, whatever the uplink does with it."""
+        assert self._wake is not None
+        score = self._wake.feed(frame)
+        if score is None:
+            return
+        self.status.wake_word.detections += 1
+        log.info("wake word %s heard (score %.2f)", self._wake.name, score)
+        if self._gate is not None:
+            self._gate.reset()  # its pre-roll would hold the word, or audio from long ago
+        self._apply(self.conversation.on_wake(time.monotonic()))
 
     async def _watch_playback(self) -> None:
         """Tell the conversation when a finished reply has left the speaker."""

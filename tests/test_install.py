@@ -193,6 +193,23 @@ def test_an_invalid_config_fails_the_install(installed: Path, checkout: Path) ->
     ok(install(checkout, installed, "--python", sys.executable))
 
 
+@pytest.mark.timeout(VENV_TIMEOUT_S + 30)
+def test_a_config_naming_a_wake_word_gets_the_engine(installed: Path, checkout: Path) -> None:
+    config = installed / "etc/swaramd/config.yaml"
+    venv = installed / "opt/swaramd/venv"
+    good = config.read_bytes()
+    try:
+        config.write_text(good.decode().replace("wake_word: none", "wake_word: okay_nabu"))
+        proc = ok(install(checkout, installed, "--python", sys.executable,
+                          timeout=VENV_TIMEOUT_S))
+        assert "with the wake word engine" in proc.stdout
+        ok(subprocess.run([str(venv / "bin/python"), "-c", "import pymicro_wakeword"],
+                          capture_output=True, text=True, timeout=QUICK_TIMEOUT_S))
+    finally:
+        config.write_bytes(good)
+    ok(install(checkout, installed, "--python", sys.executable, timeout=VENV_TIMEOUT_S))
+
+
 # ---------------------------------------------------------------- staged without the venv
 
 

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from swaramd.core.errors import ConfigError, ConfigProblem
+from swaramd.core.wake import DEFAULT_SENSITIVITY, WAKE_WORDS
 
 DEFAULT_URL = "wss://api.swaram.live/v1/realtime?model=mal-realtime-simple"
 DEFAULT_INSTRUCTIONS = (
@@ -98,6 +99,8 @@ class ConversationConfig:
 
     mode: str = "on_demand"
     idle_timeout_s: float = 20.0
+    wake_word: str = "none"
+    wake_sensitivity: float = DEFAULT_SENSITIVITY
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +345,8 @@ SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
     "conversation": (ConversationConfig, {
         "mode": _choice("on_demand", "always_on", "push_to_talk"),
         "idle_timeout_s": _float(1.0, 3600.0),
+        "wake_word": lambda v: "none" if v is None else _choice("none", *WAKE_WORDS)(v),
+        "wake_sensitivity": _float(0.0, 1.0),
     }),
     "control": (ControlConfig, {"socket": _path}),
     "log": (LogConfig, {"level": _choice("debug", "info", "warning", "error")}),
@@ -473,6 +478,9 @@ class _Builder:
         elif "api_key_env" in server and "api_key_file" not in server:
             server["api_key_file"] = None
         mode = conv.get("mode", ConversationConfig().mode)
+        if mode == "push_to_talk" and conv.get("wake_word", "none") != "none":
+            self._problem("conversation.wake_word", "push_to_talk ignores the wake word (holding "
+                          "the button is the talk): set it to none, or use on_demand or always_on")
         if audio.get("gate") is None:
             audio["gate"] = "vad" if mode == "always_on" else "open"
         pins = GpioConfig()

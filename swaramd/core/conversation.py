@@ -1,4 +1,4 @@
-"""The conversation state machine (DESIGN §4, §5): inputs and time in, actions out.
+"""The conversation state machine (docs/design.md, 5): inputs and time in, actions out.
 
 Rules this module keeps:
 
@@ -22,9 +22,13 @@ Rules this module keeps:
   the session that asked for it; a few calls may run at once, more are
   answered with an error at once.
 - What is kept per response is bounded and forgotten with the session.
-- The uplink is decided per frame by `uplink(now)`: drop, microphone, or
-  silence (the push-to-talk tail), gated by session, mute, earcons and half
-  duplex with its echo tail.
+- The uplink is decided per frame by `uplink(now)`: drop, microphone, hold
+  (kept as the wake word's pre-roll, not sent) or silence (the push-to-talk
+  tail), gated by session, mute, earcons and half duplex with its echo tail.
+- The wake word means what a short press means (`on_wake`, through
+  `core.panel`'s table). In always_on with a wake word the link stays up but
+  the microphone is held back until the word is heard; it then streams until
+  `idle_timeout_s` passes without speech, and waits for the word again.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ from swaramd.core.events import (
     SpeechStopped,
     TranscriptDelta,
 )
-from swaramd.core.panel import PanelInput
+from swaramd.core.panel import Gesture, PanelInput, input_for_gesture
 from swaramd.core.states import HaltReason, State
 from swaramd.core.tools import preview
 
@@ -119,6 +123,7 @@ class Uplink(StrEnum):
 
     DROP = "drop"
     MIC = "mic"
+    HOLD = "hold"         # not sent: waiting for the wake word (the last few are its pre-roll)
     SILENCE = "silence"
 
 
@@ -126,8 +131,11 @@ class Conversation:
     """One appliance's conversation: fed inputs with `now`, returns actions to carry out."""
 
     def __init__(self, mode: str, *, duplex: str = "half", echo_tail_s: float = 0.3,
-                 idle_timeout_s: float = 20.0, earcon_s: dict[str, float] | None = None) -> None:
+                 idle_timeout_s: float = 20.0, earcon_s: dict[str, float] | None = None,
+                 wake_word: bool = False) -> None:
         self.mode = mode
+        self.wake_word = wake_word and mode != "push_to_talk"
+        self._awake = False                        # always_on with a wake word: the word was heard
         self.duplex = duplex
         self.echo_tail_s = echo_tail_s
         self.idle_timeout_s = idle_timeout_s
@@ -218,12 +226,34 @@ class Conversation:
         elif inp is PanelInput.INTERRUPT and self.base is State.SPEAKING:
             self._interrupt(now, out, send_cancel=True)
             self._feed(Input.INTERRUPT, now, out)
+            self._wake(now)  # whoever stops the reply has something to say
         elif inp is PanelInput.START and self.base is State.IDLE:
             out.append(Connect())
             self._feed(Input.START, now, out)
+        elif inp is PanelInput.LISTEN:
+            self._wake(now)
         elif inp is PanelInput.HANG_UP and self.base is not State.IDLE:
             self._end(now, out)
         return out
+
+    def on_wake(self, now: float) -> list[Action]:
+        """The wake word was heard: what a short press means in this state (`core.panel`).
+
+        Ignored while muted (the user shut the microphone) and in push_to_talk.
+        """
+        if not self.wake_word or self.muted:
+            log.info("wake word ignored (%s)", "muted" if self.muted else
+                     "push_to_talk" if self.mode == "push_to_talk" else "none configured")
+            return []
+        inp = input_for_gesture(Gesture.WAKE_WORD, self.shown, self.mode)
+        log.info("wake word in %s -> %s", self.shown.value, inp.value if inp else "nothing")
+        return self.on_panel(inp, now) if inp is not None else []
+
+    def _wake(self, now: float) -> None:
+        """always_on with a wake word: stream the microphone from now until the idle timeout."""
+        if self.wake_word and self.mode == "always_on":
+            self._awake = True
+            self._last_activity = now
 
     def _talk_start(self, now: float, out: list[Action]) -> None:
         """Push-to-talk pressed: stream the microphone while held (connect first if idle)."""
@@ -295,6 +325,10 @@ class Conversation:
                 and now - self._last_activity >= self.idle_timeout_s):
             log.info("no speech for %.0f s: hanging up", self.idle_timeout_s)
             self._end(now, out)
+        elif (self._awake and self.base is State.LISTENING
+                and now - self._last_activity >= self.idle_timeout_s):
+            log.info("no speech for %.0f s: waiting for the wake word", self.idle_timeout_s)
+            self._awake = False
         return out
 
     def on_tool_result(self, call: RunTool, output: Any, now: float) -> list[Action]:
@@ -473,6 +507,8 @@ class Conversation:
             if self._ptt_held_since is not None:
                 return Uplink.MIC
             return Uplink.SILENCE if now < self._ptt_tail_until else Uplink.DROP
+        if self.wake_word and self.mode == "always_on" and not self._awake:
+            return Uplink.HOLD
         return Uplink.MIC
 
     def next_deadline(self) -> float | None:
@@ -481,7 +517,7 @@ class Conversation:
             return self._last_audio + REPLY_GAP_S
         if self.base is State.THINKING:
             return self._last_activity + THINKING_TIMEOUT_S
-        if self.mode == "on_demand" and self.base is State.LISTENING:
+        if self.base is State.LISTENING and (self.mode == "on_demand" or self._awake):
             return self._last_activity + self.idle_timeout_s
         return None
 
@@ -505,6 +541,7 @@ class Conversation:
     def _lose_session(self, out: list[Action]) -> None:
         # The push-to-talk button stays held through a reconnect: that is the user's hand.
         self._live = False
+        self._awake = False          # a new session waits for the word again
         self._answer_due = False
         self._ptt_tail_until = 0.0
         self._reply_id = ""

@@ -8,7 +8,9 @@ module describes as data. Rules this module keeps:
   (`GESTURE_TABLE`), never in the adapter (DESIGN §5: a short press starts
   from `idle`, interrupts while `speaking`, hangs up while `listening` in
   on_demand, retries from `halted`; a long press toggles `muted`; in
-  push_to_talk the press and release edges are the inputs).
+  push_to_talk the press and release edges are the inputs). The wake word
+  is one more gesture in the same table: it starts and interrupts as a short
+  press does, and in always_on it opens the microphone (`listen`).
 - One gesture gives at most one input; "nothing to do" is `None`, a value.
 - The press edge is reported at once (push-to-talk streams from it); short or
   long is decided on release or when the long-press deadline passes.
@@ -38,6 +40,7 @@ class Gesture(StrEnum):
     RELEASED = "released"        # the release edge (push_to_talk ends here)
     SHORT_PRESS = "short_press"  # released before the long-press time
     LONG_PRESS = "long_press"    # held for the long-press time (reported while still held)
+    WAKE_WORD = "wake_word"      # the wake word was heard (adapters.wake), not the button
 
 
 class PanelInput(StrEnum):
@@ -50,6 +53,7 @@ class PanelInput(StrEnum):
     TOGGLE_MUTE = "toggle_mute"  # mute or unmute the microphone
     TALK_START = "talk_start"    # push_to_talk: stream the microphone from now
     TALK_END = "talk_end"        # push_to_talk: stop; commit + response.create
+    LISTEN = "listen"            # always_on with a wake word: stream the microphone from now
 
 
 MODES = ("on_demand", "always_on", "push_to_talk")
@@ -77,6 +81,8 @@ GESTURE_TABLE: Mapping[str, Mapping[Gesture, Mapping[State, PanelInput]]] = Mapp
             _S.AUDIO_ERROR: _I.RETRY,
         },
         Gesture.LONG_PRESS: _MUTE,
+        # The word starts and interrupts as a press does; it never hangs up or retries.
+        Gesture.WAKE_WORD: {_S.IDLE: _I.START, _S.SPEAKING: _I.INTERRUPT},
     },
     # The kiosk never hangs up; the button interrupts, retries and mutes.
     "always_on": {
@@ -88,6 +94,9 @@ GESTURE_TABLE: Mapping[str, Mapping[Gesture, Mapping[State, PanelInput]]] = Mapp
             _S.AUDIO_ERROR: _I.RETRY,
         },
         Gesture.LONG_PRESS: _MUTE,
+        # The link stays up; the word opens the microphone (and interrupts a reply).
+        Gesture.WAKE_WORD: {_S.IDLE: _I.START, _S.LISTENING: _I.LISTEN,
+                            _S.THINKING: _I.LISTEN, _S.SPEAKING: _I.INTERRUPT},
     },
     # Holding is talking, so a long press is not a mute here. A release always
     # ends the talk: the state may have changed while the button was held.

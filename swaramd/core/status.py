@@ -32,6 +32,14 @@ class ProtocolCounters:
 
 
 @dataclass(slots=True)
+class WakeCounters:
+    """The wake word listened for (None: none) and how often it was heard since start."""
+
+    name: str | None = None
+    detections: int = 0
+
+
+@dataclass(slots=True)
 class Status:
     """What the daemon is doing now, and what has gone wrong since it started."""
 
@@ -43,6 +51,7 @@ class Status:
     reconnects: int = 0
     audio: AudioCounters = field(default_factory=AudioCounters)
     protocol: ProtocolCounters = field(default_factory=ProtocolCounters)
+    wake_word: WakeCounters = field(default_factory=WakeCounters)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def snapshot(self, now: float) -> dict[str, Any]:
@@ -67,6 +76,7 @@ class Status:
                 "error_events": self.protocol.error_events,
                 "failed_responses": self.protocol.failed_responses,
             },
+            "wake_word": {"name": self.wake_word.name, "detections": self.wake_word.detections},
         }
         out.update(self.extra)
         return out

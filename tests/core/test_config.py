@@ -125,3 +125,28 @@ def test_load_config_names_an_unreadable_file(tmp_path):
     bad.write_bytes(b"\xff\xfe")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(bad)
+
+
+def test_wake_word_keys():
+    cfg = parse_config("conversation:\n  mode: always_on\n  wake_word: okay_nabu\n"
+                       "  wake_sensitivity: 0.7\n")
+    assert cfg.conversation.wake_word == "okay_nabu"
+    assert cfg.conversation.wake_sensitivity == 0.7
+    assert parse_config("").conversation.wake_word == "none"
+    assert parse_config("").conversation.wake_sensitivity == 0.5
+
+
+@pytest.mark.parametrize(("body", "line", "words"), [
+    ("  wake_word: hey_siri\n", 2, ["conversation.wake_word", "okay_nabu, hey_jarvis"]),
+    ("  wake_sensitivity: 1.5\n", 2, ["conversation.wake_sensitivity", "from 0 to 1"]),
+    ("  wake_sensitivity: loud\n", 2, ["conversation.wake_sensitivity", "must be a number"]),
+    ("  mode: push_to_talk\n  wake_word: alexa\n", 3,
+     ["conversation.wake_word", "push_to_talk ignores the wake word"]),
+])
+def test_wake_word_problems_name_their_line(body, line, words):
+    with pytest.raises(ConfigError) as err:
+        parse_config("conversation:\n" + body, "c.yaml")
+    text = str(err.value.problems[0])
+    assert text.startswith(f"c.yaml:{line}: ")
+    for word in words:
+        assert word in text

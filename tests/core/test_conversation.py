@@ -539,3 +539,96 @@ def test_a_call_id_repeated_while_it_runs_is_run_and_answered_once():
     [call] = conv.on_event(FunctionCall("c1", "get_time", "{}", "r1"), 1.0)
     assert conv.on_event(FunctionCall("c1", "get_time", "{}", "r1"), 1.1) == []
     assert sent(conv.on_tool_result(call, {"time": "10:00"}, 1.2)) == ["conversation.item.create"]
+
+
+# --- the wake word ----------------------------------------------------------------------
+
+def test_wake_word_starts_on_demand_as_a_short_press_does():
+    pressed, woken = Conversation("on_demand", wake_word=True), \
+        Conversation("on_demand", wake_word=True)
+    for conv in (pressed, woken):
+        conv.on_start(0.0)
+    by_press = pressed.on_panel(P.START, 1.0)
+    by_word = woken.on_wake(1.0)
+    assert by_word == by_press and Connect in kinds(by_word)
+    assert woken.shown is State.CONNECTING
+    woken.on_link_connecting(1.1)
+    woken.on_link_live(1.5)
+    assert woken.uplink(1.6) is Uplink.MIC
+
+
+@pytest.mark.parametrize("mode", ["on_demand", "always_on"])
+def test_wake_word_interrupts_a_reply_as_a_press_does(mode):
+    conv = live(mode, wake_word=True)
+    conv.on_wake(0.5)
+    speaking(conv)
+    out = conv.on_wake(2.0)
+    assert Flush in kinds(out) and sent(out) == ["response.cancel"]
+    assert conv.shown is State.LISTENING
+    assert conv.on_event(AudioDelta("r1", None, PCM), 2.1) == []
+
+
+@pytest.mark.parametrize(("mode", "state"), [
+    ("on_demand", State.LISTENING),    # never hangs up
+    ("on_demand", State.THINKING),
+    ("push_to_talk", State.LISTENING),  # push_to_talk ignores it
+    ("push_to_talk", State.SPEAKING),
+])
+def test_wake_word_does_nothing_where_a_press_would_end_or_talk(mode, state):
+    conv = live(mode, wake_word=True)
+    conv.on_panel(P.TALK_END, 0.25)
+    if state is State.THINKING:
+        conv.on_event(SpeechStarted(None, None), 0.3)
+        conv.on_event(SpeechStopped(None, None), 0.4)
+    elif state is State.SPEAKING:
+        speaking(conv)
+    assert conv.shown is state
+    assert conv.on_wake(2.0) == [] and conv.shown is state
+
+
+def test_wake_word_is_ignored_while_muted():
+    conv = live("always_on", wake_word=True)
+    conv.on_panel(P.TOGGLE_MUTE, 1.0)
+    assert conv.on_wake(2.0) == []
+    conv.on_panel(P.TOGGLE_MUTE, 3.0)
+    assert conv.uplink(3.1) is Uplink.HOLD
+
+
+def test_always_on_holds_the_mic_until_the_word_then_until_the_idle_timeout():
+    conv = live("always_on", wake_word=True, idle_timeout_s=20)
+    assert conv.uplink(0.3) is Uplink.HOLD and conv.next_deadline() is None
+    assert conv.on_wake(1.0) == [] and conv.shown is State.LISTENING
+    assert conv.uplink(1.0) is Uplink.MIC
+    assert conv.next_deadline() == pytest.approx(21.0)
+    conv.on_event(SpeechStarted(None, None), 10.0)       # speech keeps it awake
+    conv.on_event(SpeechStopped(None, None), 11.0)
+    conv.on_event(ResponseDone(None, None), 12.0)
+    assert conv.tick(25.0) == [] and conv.uplink(25.0) is Uplink.MIC
+    assert conv.tick(32.1) == [] and conv.uplink(32.1) is Uplink.HOLD
+    assert conv.base is State.LISTENING                  # the link stays up
+    conv.on_wake(40.0)
+    assert conv.uplink(40.0) is Uplink.MIC
+
+
+def test_always_on_a_reconnect_waits_for_the_word_again():
+    conv = live("always_on", wake_word=True)
+    conv.on_wake(1.0)
+    conv.on_link_backoff(2.0)
+    conv.on_link_connecting(3.0)
+    conv.on_link_live(3.5)
+    assert conv.uplink(3.6) is Uplink.HOLD
+
+
+def test_always_on_a_button_interrupt_opens_the_mic_as_the_word_does():
+    conv = live("always_on", wake_word=True)
+    speaking(conv)
+    conv.on_panel(P.INTERRUPT, 2.0)
+    assert conv.uplink(2.0 + 0.31) is Uplink.MIC
+
+
+@pytest.mark.parametrize("mode", ["on_demand", "always_on", "push_to_talk"])
+def test_without_a_wake_word_nothing_is_held(mode):
+    conv = live(mode)
+    conv.on_panel(P.TALK_START, 0.3)
+    assert conv.uplink(1.0) is Uplink.MIC
+    assert conv.on_wake(1.0) == []

@@ -74,6 +74,21 @@ EXPECTED = [
     ("push_to_talk", G.SHORT_PRESS, S.LISTENING, None),
     ("push_to_talk", G.SHORT_PRESS, S.HALTED, In.RETRY),
     ("push_to_talk", G.LONG_PRESS, S.LISTENING, None),
+    # the wake word: starts and interrupts as a short press does, never hangs up or
+    # retries; in always_on it opens the microphone; push_to_talk ignores it
+    ("on_demand", G.WAKE_WORD, S.IDLE, In.START),
+    ("on_demand", G.WAKE_WORD, S.SPEAKING, In.INTERRUPT),
+    ("on_demand", G.WAKE_WORD, S.LISTENING, None),
+    ("on_demand", G.WAKE_WORD, S.THINKING, None),
+    ("on_demand", G.WAKE_WORD, S.HALTED, None),
+    ("on_demand", G.WAKE_WORD, S.MUTED, None),
+    ("always_on", G.WAKE_WORD, S.LISTENING, In.LISTEN),
+    ("always_on", G.WAKE_WORD, S.THINKING, In.LISTEN),
+    ("always_on", G.WAKE_WORD, S.SPEAKING, In.INTERRUPT),
+    ("always_on", G.WAKE_WORD, S.MUTED, None),
+    ("always_on", G.WAKE_WORD, S.BACKOFF, None),
+    ("push_to_talk", G.WAKE_WORD, S.IDLE, None),
+    ("push_to_talk", G.WAKE_WORD, S.SPEAKING, None),
 ]
 
 
