@@ -151,7 +151,8 @@ async def test_the_word_interrupts_a_reply(tmp_path):
 
     async def script(peer: Peer) -> None:
         await peer.setup()
-        await reply(peer, tone(8, level=0.5).tobytes(), "r1")
+        # Still in progress on the service (no response.done): an interrupt cancels it.
+        await reply(peer, tone(8, level=0.5).tobytes(), "r1", done=False)
         await peer.wait_for("response.cancel", timeout=30)
         cancelled.set()
         await peer.hold(60)
