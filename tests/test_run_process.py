@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SOAK_S = float(os.environ.get("SWARAMD_SOAK_S", "60"))
 
 
-async def start(tmp: Path, url: str, **sections) -> asyncio.subprocess.Process:
+async def start(tmp: Path, url: str, env: dict[str, str] | None = None,
+                **sections) -> asyncio.subprocess.Process:
     (tmp / "key").write_text(KEY + "\n")
     write_wav(tmp / "in.wav", (np.random.default_rng(1).normal(0, 300, RATE * 5)).astype("<i2"))
     sections.setdefault("gpio", {"pin_factory": "none"})
@@ -30,7 +31,7 @@ async def start(tmp: Path, url: str, **sections) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "swaramd", "run", "-c", str(tmp / "config.yaml"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp)
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, cwd=tmp)
 
 
 async def stop(proc: asyncio.subprocess.Process) -> tuple[int, float, str]:
@@ -137,3 +138,39 @@ async def test_sigterm_stops_within_2s_even_when_the_peer_stalls(tmp_path):
             code, took, err = await stop(proc)
     assert code == 0, err[-2000:]
     assert took < 2.0, took
+
+
+async def test_a_host_name_lookup_refuses_is_exit_78_not_a_crash(tmp_path):
+    """It passed check-config, then name lookup's UnicodeError ended run with exit 1."""
+    proc = await start(tmp_path, "wss://api..example/v1/realtime")
+    async with asyncio.timeout(30):
+        _, err = await proc.communicate()
+    assert proc.returncode == 78, err.decode()[-2000:]
+    assert err.decode().strip() == (
+        f"{tmp_path / 'config.yaml'}:2: server.url: has a host name that cannot be looked up "
+        "('api..example': label empty or too long)")
+
+
+async def test_a_malformed_proxy_setting_is_a_failed_attempt_not_a_crash(tmp_path):
+    """websockets' InvalidProxy (and a proxy URL that does not parse) ended run with exit 1;
+    now each attempt fails on the fast schedule, in words, and SIGTERM still stops with 0."""
+    async with FakeService([_hold_forever]) as svc:
+        for proxy in ("ftp://user:s3cret@proxy.example:3128", "http://[s3cret"):
+            env = {"https_proxy": proxy, "HTTPS_PROXY": proxy, "no_proxy": "", "NO_PROXY": ""}
+            proc = await start(tmp_path, svc.url, env=env,
+                               conversation={"mode": "always_on"})
+            try:
+                await asyncio.sleep(4)          # the first attempts, each 0.5-1 s apart
+                assert proc.returncode is None
+            finally:
+                code, took, err = await stop(proc)
+            assert code == 0 and took < 2.0, (code, err[-2000:])
+            assert "proxy" in err and "link ended" in err, err[-2000:]
+            assert err.count("link ended") >= 2, err[-2000:]
+            assert "s3cret" not in err and "Traceback" not in err and KEY not in err
+    assert not svc.attempts                     # the proxy was never passed by
+
+
+async def _hold_forever(peer: Peer) -> None:
+    await peer.setup()
+    await peer.hold(30)
