@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import socket
 import ssl
+import struct
+import termios
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -57,9 +60,25 @@ from swaramd.core.status import Status
 
 log = logging.getLogger(__name__)
 
-# The largest frame we accept. A reply's audio can come as one delta: 8 MiB of
-# base64 is about 2.9 minutes of 24 kHz PCM16, far above any real delta.
-MAX_FRAME_BYTES = 8 * 2**20
+# The largest frame we accept. A reply's audio can come as one delta: 4 MiB of
+# base64 is about 87 s of 24 kHz PCM16, far above any real delta (tenths of a
+# second). With at most MAX_QUEUE frames waiting for our reader (it hands each
+# on at once, so the queue only fills if the loop stalls), inbound memory stays
+# under 16 MiB: a Pi Zero's worth, where websockets' defaults (16 x 1 MiB
+# frames) came to 128 MiB with our old 8 MiB bound.
+MAX_FRAME_BYTES = 4 * 2**20
+MAX_QUEUE = 4
+
+# Uplink audio in flight is bounded, so a slow link drops old audio at the
+# uplink backlog (counted in audio.dropped_frames) instead of queueing it in
+# the kernel: websockets' buffer plus our socket's send queue stay under
+# IN_FLIGHT_BYTES (about 0.5 s of 24 kHz PCM16 as base64 appends), and a ping
+# sent behind the audio must come back within AUDIO_LAG_S, else the service
+# is not reading what we send (its receive buffer can hold seconds of audio).
+IN_FLIGHT_BYTES = 32 * 1024
+AUDIO_LAG_S = 0.5
+PROBE_EVERY_S = 0.25
+SEND_POLL_S = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +145,8 @@ class Link:
         self._ws: ClientConnection | None = None
         self._live = False
         self._hung_up = False
+        self._probe: tuple[float, asyncio.Future[float]] | None = None
+        self._next_probe = 0.0
         self.state = LinkState.IDLE
 
     # --- owner's controls ---------------------------------------------------
@@ -168,6 +189,36 @@ class Link:
         except ConnectionClosed:
             return False
         return True
+
+    async def wait_sendable(self) -> None:
+        """Return once uplink audio may be sent without piling up: at once when the link is
+        not live (a send then drops the frame), else when what is in flight is under the
+        bounds above. The caller's backlog meanwhile keeps only the newest audio."""
+        while True:
+            ws = self._ws
+            if ws is None or not self._live or not await self._backed_up(ws):
+                return
+            await asyncio.sleep(SEND_POLL_S)
+
+    async def _backed_up(self, ws: ClientConnection) -> bool:
+        if ws.transport.get_write_buffer_size() + _unsent(ws) > IN_FLIGHT_BYTES:
+            return True
+        now = self._clock()
+        if self._probe is not None:
+            sent_at, pong = self._probe
+            if not pong.done():
+                return now - sent_at > AUDIO_LAG_S
+            self._probe = None
+            self._next_probe = now + PROBE_EVERY_S
+        if now >= self._next_probe:
+            try:
+                pong = await ws.ping()
+            except ConnectionClosed:
+                return False
+            if isinstance(pong, asyncio.Future):
+                pong.add_done_callback(_consume)
+                self._probe = (now, pong)
+        return False
 
     # --- the loop -----------------------------------------------------------
 
@@ -214,6 +265,7 @@ class Link:
                 user_agent_header=f"swaramd/{__version__}",
                 compression=None,  # base64 PCM barely deflates; a Pi's CPU is better spent
                 max_size=MAX_FRAME_BYTES,
+                max_queue=MAX_QUEUE,
                 open_timeout=self.timings.open_timeout,
                 ping_interval=self.timings.ping_interval,
                 ping_timeout=self.timings.ping_timeout,
@@ -230,6 +282,7 @@ class Link:
             self._status.last_close_code = ws.close_code
             return None
         self._ws = ws
+        self._probe = None
         try:
             return await self._converse(ws)
         finally:
@@ -407,6 +460,24 @@ def _closed_by_server(ws: ClientConnection) -> bool:
     if rcvd is None:
         return False
     return sent is None or bool(proto.close_rcvd_then_sent) or rcvd.code != sent.code
+
+
+def _unsent(ws: ClientConnection) -> int:
+    """Bytes in our socket's send queue that the peer has not acknowledged (Linux)."""
+    sock = ws.transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        out = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")  # = SIOCOUTQ
+    except (OSError, ValueError):
+        return 0
+    return int(struct.unpack("i", out)[0])
+
+
+def _consume(future: asyncio.Future[float]) -> None:
+    """Retrieve a probe's outcome (a closed connection fails it) so none is left unread."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _describe_decision(decision: Decision) -> str:
