@@ -27,7 +27,9 @@ async def test_a_hundred_faulty_connections(tmp_path):
 async def test_the_hot_loop_check_catches_a_daemon_faster_than_its_policy(tmp_path):
     """The harness's own check: the daemon backs off 200 times faster than the policy the
     driver judges by (a near-hot loop); nearly every gap must be flagged."""
-    fast = ("close_1000", "close_1013", "server_error", "http_500", "tcp_reset")
+    # Not server_error: the daemon waits its close timeout (unscaled) for the service's own
+    # close before closing itself, so that gap is never near a hot loop.
+    fast = ("close_1000", "close_1013", "http_500", "tcp_reset")
     result = await run_chaos(ChaosPlan(tmp_path, connections=20, rss_marks=(5, 20), faults=fast,
                                        daemon_scale=0.0001))
     flagged = [p for p in result.problems() if p.startswith("hot loop")]

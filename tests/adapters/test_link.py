@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -51,12 +52,13 @@ class Recorder:
 
 
 @asynccontextmanager
-async def running(service: FakeService, rand=lambda: 0.999) -> AsyncIterator[tuple[Link, Recorder]]:
+async def running(service: FakeService, rand=lambda: 0.999,
+                  timings: LinkTimings = FAST) -> AsyncIterator[tuple[Link, Recorder]]:
     recorder = Recorder()
     link = Link(service.url, lambda: service.key,
                 lambda: protocol.session_update(SessionConfig(), TOOLS),
                 recorder, Status(started_at=time.monotonic()),
-                policy=ReconnectPolicy(rand), timings=FAST)
+                policy=ReconnectPolicy(rand), timings=timings)
     link.want_connected()
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(link.run())
@@ -139,6 +141,9 @@ async def test_halting_close_codes(code, reason):
         assert link._status.protocol.error_events == 1
         link.resume()
         await wait_attempts(svc, 2)
+        # The second connection plays out too (ending the test mid-handshake would leave
+        # the service's script waiting for a session.update that never comes).
+        await rec.wait_state(LinkState.HALTED, count=2)
 
 
 @pytest.mark.parametrize("status", [401, 403])
@@ -341,7 +346,10 @@ async def test_the_close_code_decides_after_an_error(live, error, code, expect):
         await peer.close(code)
 
     delays = {Schedule.SLOW: 30.0, Schedule.FAST: 1.0, Schedule.QUICK: 0.5}
-    async with FakeService([script]) as svc, running(svc) as (link, rec):
+    # The grace for the server's close is the close timeout: the default 1 s here, so a
+    # loaded machine does not make our own 1000 cross the service's (a different outcome).
+    timings = dataclasses.replace(FAST, close_timeout=1.0)
+    async with FakeService([script]) as svc, running(svc, timings=timings) as (link, rec):
         if isinstance(expect, HaltReason):
             state = await rec.wait_state(LinkState.HALTED)
             assert state[2] is expect
