@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import logging
 import socket
@@ -378,7 +379,7 @@ def describe_connect_failure(exc: BaseException, url: str) -> str:
     """What went wrong opening the connection, in words, on one line. Never the URL's
     userinfo or query, nor a proxy's credentials (exceptions may quote them)."""
     host, port = _host_port(url)
-    where = f"{host}:{port}"
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     if isinstance(exc, socket.gaierror):
         return f"name lookup for {host} failed ({exc.strerror or 'no address'})"
     if isinstance(exc, UnicodeError):
@@ -409,6 +410,12 @@ def describe_connect_failure(exc: BaseException, url: str) -> str:
         return f"WebSocket handshake with {where} failed ({type(exc).__name__}: " \
             f"{_short(str(exc))})"
     if isinstance(exc, OSError):
+        text = str(exc)
+        if exc.errno is None and text.startswith("Multiple exceptions"):
+            # asyncio tried each address of the name; say so when all refused alike
+            if text.count("[Errno ") == text.count(f"[Errno {errno.ECONNREFUSED}]"):
+                return f"connection refused by {where} (every address)"
+            return f"could not connect to {where}: {_short(text)}"
         return f"could not connect to {where}: {_short(exc.strerror or type(exc).__name__)}"
     return f"could not connect to {where} ({type(exc).__name__})"
 

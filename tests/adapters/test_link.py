@@ -10,7 +10,13 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from swaramd.adapters.link import MAX_FRAME_BYTES, Link, LinkState, LinkTimings
+from swaramd.adapters.link import (
+    MAX_FRAME_BYTES,
+    Link,
+    LinkState,
+    LinkTimings,
+    describe_connect_failure,
+)
 from swaramd.core import protocol
 from swaramd.core.config import SessionConfig
 from swaramd.core.events import AudioDelta, ServerEvent
@@ -406,10 +412,10 @@ async def raw_server(answer: bytes | None, *, at_once: bool = False) -> AsyncIte
 
 @asynccontextmanager
 async def failing_url(kind: str, monkeypatch) -> AsyncIterator[str]:
-    if kind == "refused":
+    if kind in ("refused", "refused-ipv6"):
         async with FakeService([_hold]) as svc:
             url = svc.url
-        yield url
+        yield url.replace("127.0.0.1", "[::1]") if kind == "refused-ipv6" else url
     elif kind in ("idna", "empty-label"):
         yield "ws://api..example:8080/v1" if kind == "empty-label" \
             else f"ws://{'a' * 64}.example:8080/v1"
@@ -435,6 +441,7 @@ async def failing_url(kind: str, monkeypatch) -> AsyncIterator[str]:
 
 @pytest.mark.parametrize(("kind", "words"), [
     ("refused", "link ended: connection refused by 127.0.0.1:"),
+    ("refused-ipv6", "link ended: connection refused by [::1]:"),
     ("empty-label", "link ended: name lookup for api..example failed (not a valid host name)"),
     ("idna", "link ended: name lookup for aaaaaaaa"),
     ("proxy", "link ended: proxy ftp://proxy.example:1 is invalid: scheme ftp isn't supported"),
@@ -461,3 +468,18 @@ async def test_a_connect_failure_is_a_fast_step_told_in_words(kind, words, monke
     ended = [r.getMessage() for r in caplog.records if "link ended" in r.getMessage()]
     assert ended and ended[0].startswith(words), ended
     assert "s3cret" not in caplog.text and "user" not in caplog.text
+
+
+@pytest.mark.parametrize(("exc", "url", "words"), [
+    (OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 9, 0, 0), "
+             "[Errno 111] Connect call failed ('127.0.0.1', 9)"), "ws://localhost:9/v1",
+     "connection refused by localhost:9 (every address)"),
+    (OSError(101, "Network is unreachable"), "wss://[2001:db8::1]/v1",
+     "could not connect to [2001:db8::1]:443: Network is unreachable"),
+    (RuntimeError("s3cret"), "wss://api.example/v1?model=m",
+     "could not connect to api.example:443 (RuntimeError)"),
+])
+def test_connect_failures_that_loopback_cannot_stage_are_told_in_words(exc, url, words):
+    """asyncio's error when every address of a name failed, a host with no route, and
+    anything unforeseen (its message is not repeated: it may quote what it should not)."""
+    assert describe_connect_failure(exc, url) == words
