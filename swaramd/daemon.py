@@ -369,6 +369,10 @@ class Daemon:
         engine, link, conv = self.engine, self.link, self.conversation
         assert engine is not None and link is not None
         while True:
+            # A slow link: wait here while what is in flight is over the link's bound, so
+            # the engine's backlog (about 1 s) drops the oldest frames, counted in
+            # audio.dropped_frames, rather than the kernel queueing seconds of them.
+            await link.wait_sendable()
             frame = await engine.next_frame()
             self._uplink_captured += 1
             if self._wake is not None:

@@ -29,7 +29,9 @@ async def test_the_hot_loop_check_catches_a_daemon_faster_than_its_policy(tmp_pa
     driver judges by (a near-hot loop); nearly every gap must be flagged. The driver's scale
     puts the least allowed gap at 75-150 ms, so that a reconnect slowed by a loaded machine
     (tens of ms) is still far below it."""
-    fast = ("close_1000", "close_1013", "server_error", "http_500", "tcp_reset")
+    # Not server_error: the daemon waits its close timeout (unscaled) for the service's own
+    # close before closing itself, so that gap is never near a hot loop.
+    fast = ("close_1000", "close_1013", "http_500", "tcp_reset")
     result = await run_chaos(ChaosPlan(tmp_path, connections=20, rss_marks=(5, 20), faults=fast,
                                        scale=0.3, daemon_scale=0.0001, dwell_share=0.0))
     flagged = [p for p in result.problems() if p.startswith("hot loop")]

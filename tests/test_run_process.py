@@ -203,3 +203,39 @@ async def test_pyaudio_without_a_jack_server_logs_swaramd_lines_only(tmp_path):
     lines = seen + err.splitlines()
     assert code == 0, lines[-30:]
     assert [line for line in lines if not SWARAMD_LINE.match(line)] == []
+
+
+async def test_a_host_name_lookup_refuses_is_exit_78_not_a_crash(tmp_path):
+    """It passed check-config, then name lookup's UnicodeError ended run with exit 1."""
+    proc = await start(tmp_path, "wss://api..example/v1/realtime")
+    async with asyncio.timeout(30):
+        _, err = await proc.communicate()
+    assert proc.returncode == 78, err.decode()[-2000:]
+    assert err.decode().strip() == (
+        f"{tmp_path / 'config.yaml'}:2: server.url: has a host name that cannot be looked up "
+        "('api..example': label empty or too long)")
+
+
+async def test_a_malformed_proxy_setting_is_a_failed_attempt_not_a_crash(tmp_path):
+    """websockets' InvalidProxy (and a proxy URL that does not parse) ended run with exit 1;
+    now each attempt fails on the fast schedule, in words, and SIGTERM still stops with 0."""
+    async with FakeService([_hold_forever]) as svc:
+        for proxy in ("ftp://user:s3cret@proxy.example:3128", "http://[s3cret"):
+            env = {"https_proxy": proxy, "HTTPS_PROXY": proxy, "no_proxy": "", "NO_PROXY": ""}
+            proc = await start(tmp_path, svc.url, env=env,
+                               conversation={"mode": "always_on"})
+            try:
+                await asyncio.sleep(4)          # the first attempts, each 0.5-1 s apart
+                assert proc.returncode is None
+            finally:
+                code, took, err = await stop(proc)
+            assert code == 0 and took < 2.0, (code, err[-2000:])
+            assert "proxy" in err and "link ended" in err, err[-2000:]
+            assert err.count("link ended") >= 2, err[-2000:]
+            assert "s3cret" not in err and "Traceback" not in err and KEY not in err
+    assert not svc.attempts                     # the proxy was never passed by
+
+
+async def _hold_forever(peer: Peer) -> None:
+    await peer.setup()
+    await peer.hold(30)

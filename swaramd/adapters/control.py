@@ -2,7 +2,8 @@
 
 The socket is created with mode 0660 (the daemon's user and group only) by
 binding under a temporary name, setting the mode, and renaming it into place,
-so it is never reachable with looser permissions. It is removed on exit. A
+so it is never reachable with looser permissions. It is removed on exit,
+unless something else has taken its place meanwhile (that is left alone). A
 stale socket left by a crash is replaced; a live one (another daemon
 answering) is an error, and so is anything else at that path (a file, a
 directory, a symlink), which is never removed.
@@ -43,6 +44,7 @@ class ControlError(SwaramdError):
 async def serve_control(path: Path, snapshot: Callable[[], dict[str, Any]]) -> AsyncIterator[None]:
     """Serve `status` on `path` for the duration of the `async with` block."""
     sock = _bind(path)
+    ours = os.lstat(path)
     server = await asyncio.start_unix_server(
         lambda r, w: _answer(r, w, snapshot), sock=sock, limit=REQUEST_LIMIT)
     log.debug("control socket at %s", path)
@@ -53,8 +55,22 @@ async def serve_control(path: Path, snapshot: Callable[[], dict[str, Any]]) -> A
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(IO_TIMEOUT_S):
                 await server.wait_closed()
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()  # noqa: ASYNC240 - removing a socket inode does not block
+        _remove_if_ours(path, ours)
+
+
+def _remove_if_ours(path: Path, ours: os.stat_result) -> None:
+    """Remove our socket at exit, and nothing else: what replaced it while we ran (a file, a
+    directory, another daemon's socket) is left alone, and no error here stops the exit."""
+    try:
+        now = os.lstat(path)
+        if stat.S_ISSOCK(now.st_mode) and (now.st_dev, now.st_ino) == (ours.st_dev, ours.st_ino):
+            path.unlink()
+        else:
+            log.warning("%s is no longer our control socket; left in place", path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("%s: could not remove the control socket: %s", path, exc.strerror or exc)
 
 
 def socket_path_problem(path: Path) -> str | None:
@@ -134,7 +150,7 @@ async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                 reply = {"error": f"unknown command {command[:40]!r}; known: status"}
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
-    except (TimeoutError, ConnectionError, asyncio.LimitOverrunError, ValueError) as exc:
+    except (TimeoutError, OSError, asyncio.LimitOverrunError, ValueError) as exc:
         log.debug("control client dropped: %s", type(exc).__name__)
     finally:
         writer.close()

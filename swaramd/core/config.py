@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
@@ -236,10 +236,21 @@ def _env_name(v: Any) -> str:
     return name
 
 
+# Query parameters that carry a credential: the key has its own sources, and a URL
+# is printed in places a key must never be.
+_SECRET_PARAMS = {"api_key", "apikey", "key", "token", "access_token", "auth", "password"}
+
+
 def _url(v: Any) -> str:
     url = _text(v)
     if any(c.isspace() or not c.isprintable() for c in url):
         raise _Bad("must not contain spaces or control characters")
+    authority = url.partition("//")[2]
+    for end in "/?#":
+        authority = authority.partition(end)[0]
+    if "@" in authority:                # checked first: no message below may quote it
+        raise _Bad("must not carry a user name or password; the API key comes from "
+                   "api_key_file or api_key_env")
     try:
         parts = urlsplit(url)
         port = parts.port               # checks it: a number from 0 to 65535
@@ -251,9 +262,33 @@ def _url(v: Any) -> str:
         raise _Bad(f"must be a wss:// URL (got scheme {parts.scheme or 'none'!r})")
     if not parts.hostname:
         raise _Bad("has no host")
+    host_problem = _host_problem(parts.hostname)
+    if host_problem is not None:
+        raise _Bad(host_problem)
     if parts.scheme == "ws" and not _is_loopback(parts.hostname):
         raise _Bad(f"ws:// is unencrypted; allowed only to a loopback host, not {parts.hostname}")
+    for name, _value in parse_qsl(parts.query, keep_blank_values=True):
+        if name.lower() in _SECRET_PARAMS:
+            raise _Bad(f"must not carry a credential (query parameter {_show(name)}); the API "
+                       "key comes from api_key_file or api_key_env")
     return url
+
+
+def _host_problem(host: str) -> str | None:
+    """Why name lookup would refuse `host` (as the resolver encodes it), or None."""
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    try:
+        encoded = host.encode("idna")   # what name lookup does; it raises the same way
+    except UnicodeError as exc:
+        reason = str(exc).rsplit(": ", 1)[-1].rstrip(")") or "not a valid host name"
+        return f"has a host name that cannot be looked up ({_show(host)}: {reason})"
+    if len(encoded.rstrip(b".")) > 253:
+        return f"has a host name longer than 253 characters ({_show(host)})"
+    return None
 
 
 def _is_loopback(host: str) -> bool:

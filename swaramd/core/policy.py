@@ -9,6 +9,11 @@ Rules it keeps:
 - 4008 (and HTTP 429) retry slowly: 30 s doubling to 300 s.
 - 1013, `server_error`, network failures and every other close retry with
   the fast schedule: 1 s doubling to 60 s.
+- The close code decides. When the server closes with a code this table
+  names (`DECIDING_CODES`), that code is the outcome, whatever came first
+  (an `error` of any code, `session_expired`, a keepalive timeout, no
+  `session.updated` yet): `server_error` then 4001 halts, then 4008 is slow.
+  Only without such a code does what we saw decide (`ended_by`).
 - Every delay is jittered down to no less than half (the random source is
   injected, so tests are exact).
 - 1000/1001 (session expired) reconnect within 1 s, once per stable period;
@@ -68,6 +73,31 @@ class ServerErrorEvent:
 
 
 Outcome = Closed | Rejected | Unreachable | ServerErrorEvent
+
+# Close codes with their own row in the table above: a server that sends one of
+# them has said how to go on, and that beats anything we concluded before it came.
+DECIDING_CODES = frozenset({4001, 4003, 4008, 1013, 1000, 1001})
+
+
+def ended_by(close_code: int | None, *, by_server: bool, error: str | None = None,
+             timed_out: str | None = None) -> Outcome:
+    """The one outcome of a connection that got past the handshake.
+
+    `close_code` is the connection's close code (None: no close frame came);
+    `by_server` says the server sent it on its own rather than echoing ours.
+    `error` is the code of an `error` event that made us end the session
+    (`server_error`, `session_expired`), `timed_out` what we stopped waiting
+    for (no `session.updated`). A deciding code from the server beats both.
+    """
+    if by_server and close_code in DECIDING_CODES:
+        return Closed(close_code)
+    if error == "server_error":
+        return ServerErrorEvent()
+    if error == "session_expired":
+        return Closed(1001)         # a clean end: reconnect at once, as for 1001
+    if timed_out is not None:
+        return Unreachable(timed_out)
+    return Closed(close_code)
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,3 +104,19 @@ async def test_a_path_under_a_file_or_too_long_is_a_one_line_error(tmp_path):
         async with serve_control(long, lambda: {}):
             pass
     assert not long.parent.exists()
+
+
+@pytest.mark.parametrize("replace", ["file", "directory"])
+async def test_what_replaced_the_socket_while_running_is_kept_at_exit(tmp_path, replace, caplog):
+    """Exit removes our socket only: a file put in its place used to be deleted, and a
+    directory made unlink raise at stop (the daemon's exit with a traceback)."""
+    path = tmp_path / "c.sock"
+    async with serve_control(path, lambda: {}):
+        path.unlink()
+        if replace == "file":
+            path.write_text("keep me\n")
+        else:
+            path.mkdir()
+    assert path.exists()
+    assert path.read_text() == "keep me\n" if replace == "file" else path.is_dir()
+    assert "no longer our control socket" in caplog.text

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
 
-from swaramd.adapters.link import MAX_FRAME_BYTES, Link, LinkState, LinkTimings
+from swaramd.adapters.link import (
+    MAX_FRAME_BYTES,
+    Link,
+    LinkState,
+    LinkTimings,
+    describe_connect_failure,
+)
 from swaramd.core import protocol
 from swaramd.core.config import SessionConfig
 from swaramd.core.events import AudioDelta, ServerEvent
@@ -51,12 +58,13 @@ class Recorder:
 
 
 @asynccontextmanager
-async def running(service: FakeService, rand=lambda: 0.999) -> AsyncIterator[tuple[Link, Recorder]]:
+async def running(service: FakeService, rand=lambda: 0.999,
+                  timings: LinkTimings = FAST) -> AsyncIterator[tuple[Link, Recorder]]:
     recorder = Recorder()
     link = Link(service.url, lambda: service.key,
                 lambda: protocol.session_update(SessionConfig(), TOOLS),
                 recorder, Status(started_at=time.monotonic()),
-                policy=ReconnectPolicy(rand), timings=FAST)
+                policy=ReconnectPolicy(rand), timings=timings)
     link.want_connected()
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(link.run())
@@ -139,6 +147,9 @@ async def test_halting_close_codes(code, reason):
         assert link._status.protocol.error_events == 1
         link.resume()
         await wait_attempts(svc, 2)
+        # The second connection plays out too (ending the test mid-handshake would leave
+        # the service's script waiting for a session.update that never comes).
+        await rec.wait_state(LinkState.HALTED, count=2)
 
 
 @pytest.mark.parametrize("status", [401, 403])
@@ -244,7 +255,7 @@ async def test_a_large_delta_fits_the_frame_bound():
         await peer.send(audio_delta(big))
         await peer.hold(5)
 
-    assert len(audio_delta(big)["delta"]) > 2**20 and MAX_FRAME_BYTES > 4 * 2**20
+    assert len(audio_delta(big)["delta"]) > 2**20 and MAX_FRAME_BYTES >= 4 * 2**20
     async with FakeService([script]) as svc, running(svc) as (_link, rec):
         async with asyncio.timeout(5):
             while not any(isinstance(e, AudioDelta) for e in rec.events):
@@ -311,3 +322,164 @@ async def test_session_expired_error_reconnects_at_once():
         assert state[1] is not None and state[1] <= 0.5
         await rec.wait_state(LinkState.LIVE, count=2)
         assert link._status.last_close_code == 1000
+
+
+def _error(code: str) -> dict:
+    kind = "server_error" if code == "server_error" else "invalid_request_error"
+    return {"type": "error", "error": {"type": kind, "code": code, "message": code}}
+
+
+@pytest.mark.parametrize("live", [True, False], ids=["live", "before-session.updated"])
+@pytest.mark.parametrize(("error", "code", "expect"), [
+    ("server_error", 4001, HaltReason.AUTH),
+    ("server_error", 4003, HaltReason.CREDITS),
+    ("server_error", 4008, Schedule.SLOW),
+    ("server_error", 1000, Schedule.QUICK),
+    ("session_expired", 4001, HaltReason.AUTH),
+    ("session_expired", 4008, Schedule.SLOW),
+    ("session_expired", 1013, Schedule.FAST),
+])
+async def test_the_close_code_decides_after_an_error(live, error, code, expect):
+    """An `error` that makes us want a fresh session does not pre-empt the server's close
+    that follows it: its code is the outcome, one step, whatever came first."""
+    async def script(peer: Peer) -> None:
+        if live:
+            await peer.setup()
+        else:
+            await peer.wait_for("session.update")
+        await peer.send(_error(error))
+        await asyncio.sleep(0.05)       # a service sends its close just after the event
+        await peer.close(code)
+
+    delays = {Schedule.SLOW: 30.0, Schedule.FAST: 1.0, Schedule.QUICK: 0.5}
+    # The grace for the server's close is the close timeout: the default 1 s here, so a
+    # loaded machine does not make our own 1000 cross the service's (a different outcome).
+    timings = dataclasses.replace(FAST, close_timeout=1.0)
+    async with FakeService([script]) as svc, running(svc, timings=timings) as (link, rec):
+        if isinstance(expect, HaltReason):
+            state = await rec.wait_state(LinkState.HALTED)
+            assert state[2] is expect
+            await asyncio.sleep(0.5)
+        else:
+            state = await rec.wait_state(LinkState.BACKOFF)
+            assert state[1] == pytest.approx(delays[expect], rel=0.01)
+        assert link._status.last_close_code == code
+        assert link._status.protocol.error_events == 1
+        assert len(svc.attempts) == 1
+
+
+async def test_server_error_without_a_close_is_one_fast_step_after_a_bounded_grace():
+    async def script(peer: Peer) -> None:
+        await peer.setup()
+        await peer.send(_error("server_error"))
+        await peer.hold(10)             # never closes: we do, with 1000
+
+    async with FakeService([script, _hold]) as svc, running(svc) as (link, rec):
+        await rec.wait_state(LinkState.LIVE)
+        started = time.monotonic()
+        state = await rec.wait_state(LinkState.BACKOFF)
+        assert time.monotonic() - started < 3.0     # the grace is the close timeout, 0.3 s
+        assert state[1] == pytest.approx(1.0, rel=0.01)
+        assert link._status.last_close_code == 1000
+    assert svc.peers[0].ws.close_code == 1000
+
+
+@asynccontextmanager
+async def raw_server(answer: bytes | None, *, at_once: bool = False) -> AsyncIterator[int]:
+    """A TCP server on loopback that sends `answer` and closes (after the client's request,
+    or `at_once`), or with no answer holds the connection silently."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        if answer is not None:
+            if not at_once:
+                await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer)
+            await writer.drain()
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        for writer in held:
+            writer.transport.abort()
+        server.close()
+        async with asyncio.timeout(5):
+            await server.wait_closed()
+
+
+@asynccontextmanager
+async def failing_url(kind: str, monkeypatch) -> AsyncIterator[str]:
+    if kind in ("refused", "refused-ipv6"):
+        async with FakeService([_hold]) as svc:
+            url = svc.url
+        yield url.replace("127.0.0.1", "[::1]") if kind == "refused-ipv6" else url
+    elif kind in ("idna", "empty-label"):
+        yield "ws://api..example:8080/v1" if kind == "empty-label" \
+            else f"ws://{'a' * 64}.example:8080/v1"
+    elif kind.startswith("proxy"):
+        bad = "ftp://user:s3cret@proxy.example:1" if kind == "proxy" else "http://[s3cret"
+        for name in ("https_proxy", "http_proxy", "all_proxy", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+            monkeypatch.delenv(name.upper(), raising=False)
+        monkeypatch.setenv("https_proxy", bad)
+        yield "ws://127.0.0.1:9/v1"
+    elif kind == "tls":                 # a plain-text server where TLS was expected
+        async with raw_server(b"HTTP/1.1 400 Bad Request\r\n\r\n", at_once=True) as port:
+            yield f"wss://127.0.0.1:{port}/v1"
+    elif kind == "timeout":
+        async with raw_server(None) as port:
+            yield f"ws://127.0.0.1:{port}/v1"
+    elif kind == "garbage":
+        async with raw_server(b"hello\r\n\r\n") as port:
+            yield f"ws://127.0.0.1:{port}/v1"
+    else:
+        raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(("kind", "words"), [
+    ("refused", "link ended: connection refused by 127.0.0.1:"),
+    ("refused-ipv6", "link ended: connection refused by [::1]:"),
+    ("empty-label", "link ended: name lookup for api..example failed (not a valid host name)"),
+    ("idna", "link ended: name lookup for aaaaaaaa"),
+    ("proxy", "link ended: proxy ftp://proxy.example:1 is invalid: scheme ftp isn't supported"),
+    ("proxy-unparsable", "link ended: the proxy set in the environment is not a valid URL"),
+    ("tls", "link ended: TLS handshake with 127.0.0.1:"),
+    ("timeout", "link ended: timed out opening the connection to 127.0.0.1:"),
+    ("garbage", "link ended: WebSocket handshake with 127.0.0.1:"),
+])
+async def test_a_connect_failure_is_a_fast_step_told_in_words(kind, words, monkeypatch, caplog):
+    """Whatever opening the connection meets is one failed attempt on the fast schedule,
+    said in words; nothing escapes the link (it used to end the daemon with exit 1)."""
+    caplog.set_level("INFO", logger="swaramd.adapters.link")
+    async with failing_url(kind, monkeypatch) as url:
+        recorder = Recorder()
+        link = Link(url, lambda: "k" * 20, lambda: protocol.session_update(SessionConfig(), []),
+                    recorder, Status(started_at=0.0), policy=ReconnectPolicy(lambda: 0.999),
+                    timings=FAST)
+        link.want_connected()
+        async with asyncio.TaskGroup() as tg:
+            task = tg.create_task(link.run())
+            state = await recorder.wait_state(LinkState.BACKOFF, timeout=15)
+            task.cancel()
+    assert state[1] == pytest.approx(1.0, rel=0.01)
+    ended = [r.getMessage() for r in caplog.records if "link ended" in r.getMessage()]
+    assert ended and ended[0].startswith(words), ended
+    assert "s3cret" not in caplog.text and "user" not in caplog.text
+
+
+@pytest.mark.parametrize(("exc", "url", "words"), [
+    (OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 9, 0, 0), "
+             "[Errno 111] Connect call failed ('127.0.0.1', 9)"), "ws://localhost:9/v1",
+     "connection refused by localhost:9 (every address)"),
+    (OSError(101, "Network is unreachable"), "wss://[2001:db8::1]/v1",
+     "could not connect to [2001:db8::1]:443: Network is unreachable"),
+    (RuntimeError("s3cret"), "wss://api.example/v1?model=m",
+     "could not connect to api.example:443 (RuntimeError)"),
+])
+def test_connect_failures_that_loopback_cannot_stage_are_told_in_words(exc, url, words):
+    """asyncio's error when every address of a name failed, a host with no route, and
+    anything unforeseen (its message is not repeated: it may quote what it should not)."""
+    assert describe_connect_failure(exc, url) == words

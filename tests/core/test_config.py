@@ -65,6 +65,26 @@ def test_an_empty_file_gives_the_defaults():
     ("server:\n  url: 'wss://host:abc/'\n", "c.yaml:2: server.url: is not a valid URL"),
     ("server:\n  url: 'wss://host:0/'\n", "c.yaml:2: server.url: has port 0"),
     ("server:\n  url: 'wss://ho st/'\n", "c.yaml:2: server.url: must not contain spaces"),
+    # Each passed, then name lookup raised UnicodeError and run exited 1.
+    ("server:\n  url: 'wss://api..example/v1'\n",
+     "c.yaml:2: server.url: has a host name that cannot be looked up ('api..example': label"),
+    ("server:\n  url: 'wss://" + "a" * 64 + ".example/v1'\n",
+     "c.yaml:2: server.url: has a host name that cannot be looked up"),
+    ("server:\n  url: 'wss://.example/v1'\n",
+     "c.yaml:2: server.url: has a host name that cannot be looked up"),
+    ("server:\n  url: 'wss://" + "abc." * 70 + "com/v1'\n",
+     "c.yaml:2: server.url: has a host name longer than 253"),
+    # A credential in the URL would be printed where the key never is.
+    ("server:\n  url: 'wss://me:s3cret@api.example/v1'\n",
+     "c.yaml:2: server.url: must not carry a user name or password"),
+    ("server:\n  url: 'wss://s3cret@api.example:x/v1'\n",
+     "c.yaml:2: server.url: must not carry a user name or password"),
+    ("server:\n  url: 'wss://api.example/v1?model=m&api_key=s3cret'\n",
+     "c.yaml:2: server.url: must not carry a credential (query parameter 'api_key')"),
+    ("server:\n  url: 'wss://api.example/v1?key=s3cret'\n",
+     "c.yaml:2: server.url: must not carry a credential (query parameter 'key')"),
+    ("server:\n  url: 'wss://api.example/v1?Token=s3cret'\n",
+     "c.yaml:2: server.url: must not carry a credential (query parameter 'Token')"),
     ("session:\n\n  instructions: !custom x\n", "c.yaml:3: session.instructions: not a valid"),
     ("audio:\n  backend: " + "x" * 200_000 + "\n", "c.yaml:2: audio.backend: must be one of"),
 ])
@@ -72,6 +92,19 @@ def test_each_problem_names_file_line_and_key(text, expected):
     found = problems(text)
     assert any(p.startswith(expected) for p in found), [p[:200] for p in found]
     assert all("\n" not in p and len(p) < 300 for p in found), [p[:200] for p in found]
+
+
+def test_a_credential_in_the_url_is_never_repeated():
+    for url in ("wss://me:s3cret@api.example/v1", "wss://api.example/v1?api_key=s3cret",
+                "wss://s3cret@api.example:x/v1"):
+        found = problems(f"server:\n  url: '{url}'\n")
+        assert found and not any("s3cret" in p for p in found), found
+
+
+def test_idna_and_ip_hosts_pass():
+    for url in ("wss://exämple.com/v1", "wss://[::1]:8443/v1", "wss://10.0.0.2/v1",
+                "wss://api.example./v1?model=mal-realtime-simple"):
+        assert parse_config(f"server:\n  url: '{url}'\n").server.url == url
 
 
 def test_aliases_nested_a_billion_deep_are_reported_at_once():

@@ -13,6 +13,7 @@ from swaramd.core.policy import (
     Schedule,
     ServerErrorEvent,
     Unreachable,
+    ended_by,
 )
 from swaramd.core.states import HaltReason
 
@@ -124,3 +125,23 @@ def test_scale_shrinks_every_delay_and_the_stable_period_alike():
     assert round(fast.after(Closed(1013), 10.31).delay, 4) == 0.01  # reset after 0.3 s live
     with pytest.raises(ValueError):
         ReconnectPolicy(scale=0)
+
+
+@pytest.mark.parametrize(("close", "by_server", "error", "timed_out", "outcome"), [
+    (4001, True, "server_error", None, Closed(4001)),
+    (4003, True, "session_expired", None, Closed(4003)),
+    (4008, True, "server_error", None, Closed(4008)),
+    (1013, True, "session_expired", None, Closed(1013)),
+    (1000, True, "server_error", None, Closed(1000)),
+    (4001, True, None, "no session.updated in time", Closed(4001)),
+    (1000, False, "server_error", None, ServerErrorEvent()),     # our own close, echoed
+    (None, False, "server_error", None, ServerErrorEvent()),
+    (1011, True, "server_error", None, ServerErrorEvent()),      # not a deciding code
+    (1000, False, "session_expired", None, Closed(1001)),
+    (1000, False, None, "no session.updated in time", Unreachable("no session.updated in time")),
+    (1011, False, None, None, Closed(1011)),
+    (None, False, None, None, Closed(None)),
+])
+def test_the_servers_close_code_decides_whatever_came_first(close, by_server, error, timed_out,
+                                                            outcome):
+    assert ended_by(close, by_server=by_server, error=error, timed_out=timed_out) == outcome
