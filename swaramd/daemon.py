@@ -56,7 +56,7 @@ from swaramd.core.actions import (
 from swaramd.core.config import Config, load_config
 from swaramd.core.conversation import Conversation, Uplink
 from swaramd.core.errors import ConfigError
-from swaramd.core.events import ServerEvent
+from swaramd.core.events import ErrorEvent, ServerEvent
 from swaramd.core.gate import SpeechGate
 from swaramd.core.panel import Gesture, PanelInput, input_for_gesture
 from swaramd.core.policy import ReconnectPolicy
@@ -135,7 +135,7 @@ class Daemon:
                                  on_health=self._on_audio_health, tuning=self._engine_tuning,
                                  **self._engine_options)
         self.link = Link(self.cfg.server.url, lambda: self._key, self._session_update,
-                         self, self.status, policy=self._policy, timings=self._link_timings)
+                         self, policy=self._policy, timings=self._link_timings)
         self._install_signals(loop)
         try:
             async with serve_control(self.cfg.control.socket, self._snapshot):
@@ -268,7 +268,25 @@ class Daemon:
 
     def on_event(self, event: ServerEvent) -> None:
         """A decoded server event."""
+        if isinstance(event, ErrorEvent):
+            self.status.on_error_event()
         self._apply(self.conversation.on_event(event, time.monotonic()))
+
+    def on_session_live(self, live: bool) -> None:
+        """The link's session went live or ended: `connected` in status."""
+        self.status.on_session_live(live)
+
+    def on_link_closed(self, code: int | None) -> None:
+        """A connection closed: `last_close_code` in status."""
+        self.status.on_link_closed(code)
+
+    def on_reconnect(self) -> None:
+        """Another attempt within one conversation: `reconnects` in status."""
+        self.status.on_reconnect()
+
+    def on_malformed_frame(self) -> None:
+        """The link refused a frame: `protocol.malformed_frames` in status."""
+        self.status.on_malformed_frame()
 
     def _on_gesture(self, gesture: Gesture) -> None:
         conv = self.conversation

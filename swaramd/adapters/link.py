@@ -57,7 +57,6 @@ from swaramd.core.policy import (
     ended_by,
 )
 from swaramd.core.states import HaltReason
-from swaramd.core.status import Status
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +116,18 @@ class LinkListener(Protocol):
 
     def on_event(self, event: ServerEvent) -> None: ...
 
+    def on_session_live(self, live: bool) -> None:
+        """A session reached `session.updated` (True), or ended (False)."""
+
+    def on_link_closed(self, code: int | None) -> None:
+        """A connection closed with `code`, from either side (None: no close frame)."""
+
+    def on_reconnect(self) -> None:
+        """An attempt after a connection of the same conversation ended."""
+
+    def on_malformed_frame(self) -> None:
+        """A frame was refused by the decoder (logged here, counted by the owner)."""
+
 
 class Link:
     """One auto-reconnecting WebSocket session at a time, run by `run()` until cancelled."""
@@ -127,7 +138,6 @@ class Link:
         api_key: Callable[[], str],
         session_update: Callable[[], Mapping[str, Any]],
         listener: LinkListener,
-        status: Status,
         *,
         policy: ReconnectPolicy | None = None,
         timings: LinkTimings = LinkTimings(),
@@ -137,7 +147,6 @@ class Link:
         self._api_key = api_key
         self._session_update = session_update
         self._listener = listener
-        self._status = status
         self.policy = policy or ReconnectPolicy()
         self.timings = timings
         self._clock = clock
@@ -232,7 +241,7 @@ class Link:
                 await self._wanted.wait()
                 first = True
             if not first:
-                self._status.reconnects += 1
+                self._listener.on_reconnect()
             first = False
             outcome = await self._attempt()
             if outcome is None:  # we hung up: the user ended the conversation
@@ -244,7 +253,6 @@ class Link:
     async def _wait_out(self, decision: Decision) -> None:
         self._wake.clear()
         if isinstance(decision, Halt):
-            self._status.halt_reason = decision.reason
             self._set_state(LinkState.HALTED, halt=decision.reason)
             await self._wake.wait()
             self.policy.resume()
@@ -280,7 +288,7 @@ class Link:
             return Unreachable(describe_connect_failure(exc, self.url))
         if not self._wanted.is_set():   # hung up while the handshake ran: no session, no bill
             await ws.close(1000, "hang up")
-            self._status.last_close_code = ws.close_code
+            self._listener.on_link_closed(ws.close_code)
             return None
         self._ws = ws
         self._probe = None
@@ -290,7 +298,7 @@ class Link:
             self._ws = None
             self._set_live(False)
             await ws.close(1000)
-            self._status.last_close_code = ws.close_code
+            self._listener.on_link_closed(ws.close_code)
 
     async def _converse(self, ws: ClientConnection) -> Outcome | None:
         """Set the session up, then receive until the connection ends; returns its outcome.
@@ -335,7 +343,7 @@ class Link:
         """Decode and hand on one frame; the error code when the service wants a fresh session."""
         event = protocol.decode(frame)
         if isinstance(event, Malformed):
-            self._status.protocol.malformed_frames += 1
+            self._listener.on_malformed_frame()
             log.warning("malformed frame ignored (%s%s)", event.reason,
                         f", type {event.type}" if event.type else "")
             return None
@@ -346,16 +354,14 @@ class Link:
             self.policy.on_session_updated(self._clock())
             self._set_live(True)
         if isinstance(event, ErrorEvent):
-            self._status.protocol.error_events += 1
             log.warning("service error %s: %s", event.code or "(no code)", event.message)
         self._listener.on_event(event)
         return event.code if isinstance(event, ErrorEvent) and event.wants_reconnect else None
 
     def _set_live(self, live: bool) -> None:
         self._live = live
-        self._status.connected = live
+        self._listener.on_session_live(live)
         if live:
-            self._status.halt_reason = None
             self._set_state(LinkState.LIVE)
 
     def _set_state(self, state: LinkState, *, delay: float | None = None,

@@ -54,6 +54,29 @@ class Status:
     wake_word: WakeCounters = field(default_factory=WakeCounters)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    # What the link reports. The daemon owns the record and forwards the link's
+    # listener calls here, so each field has one writer and one rule.
+
+    def on_session_live(self, live: bool) -> None:
+        """A session reached `session.updated` (True), or ended (False)."""
+        self.connected = live
+
+    def on_link_closed(self, code: int | None) -> None:
+        """A connection closed with `code`, from either side (None: no close frame)."""
+        self.last_close_code = code
+
+    def on_reconnect(self) -> None:
+        """The link tries again after a connection of the same conversation ended."""
+        self.reconnects += 1
+
+    def on_malformed_frame(self) -> None:
+        """A frame that is not a JSON object with a string `type`, or lacks a needed field."""
+        self.protocol.malformed_frames += 1
+
+    def on_error_event(self) -> None:
+        """An `error` event arrived, whatever its code."""
+        self.protocol.error_events += 1
+
     def snapshot(self, now: float) -> dict[str, Any]:
         """The JSON object of DESIGN §5 (plus any extra fields), as of `now`."""
         out: dict[str, Any] = {

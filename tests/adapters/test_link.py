@@ -19,7 +19,7 @@ from swaramd.adapters.link import (
 )
 from swaramd.core import protocol
 from swaramd.core.config import SessionConfig
-from swaramd.core.events import AudioDelta, ServerEvent
+from swaramd.core.events import AudioDelta, ErrorEvent, ServerEvent
 from swaramd.core.policy import ReconnectPolicy, Schedule
 from swaramd.core.states import HaltReason
 from swaramd.core.status import Status
@@ -38,14 +38,29 @@ class Recorder:
         self.states: list[tuple[LinkState, float | None, HaltReason | None]] = []
         self.events: list[ServerEvent] = []
         self.changed = asyncio.Event()
+        self.status = Status(started_at=time.monotonic())   # kept as the daemon keeps it
 
     def on_link_state(self, state, *, delay=None, halt=None) -> None:
         self.states.append((state, delay, halt))
         self.changed.set()
 
     def on_event(self, event) -> None:
+        if isinstance(event, ErrorEvent):
+            self.status.on_error_event()
         self.events.append(event)
         self.changed.set()
+
+    def on_session_live(self, live: bool) -> None:
+        self.status.on_session_live(live)
+
+    def on_link_closed(self, code: int | None) -> None:
+        self.status.on_link_closed(code)
+
+    def on_reconnect(self) -> None:
+        self.status.on_reconnect()
+
+    def on_malformed_frame(self) -> None:
+        self.status.on_malformed_frame()
 
     async def wait_state(self, state: LinkState, count: int = 1, timeout: float = 10.0):
         async with asyncio.timeout(timeout):
@@ -63,7 +78,7 @@ async def running(service: FakeService, rand=lambda: 0.999,
     recorder = Recorder()
     link = Link(service.url, lambda: service.key,
                 lambda: protocol.session_update(SessionConfig(), TOOLS),
-                recorder, Status(started_at=time.monotonic()),
+                recorder,
                 policy=ReconnectPolicy(rand), timings=timings)
     link.want_connected()
     async with asyncio.TaskGroup() as tg:
@@ -106,7 +121,7 @@ async def test_session_order_and_bearer_header():
 
     async with FakeService([script]) as svc, running(svc) as (link, rec):
         await rec.wait_state(LinkState.LIVE)
-        assert link.live and link._status.connected
+        assert link.live and rec.status.connected
         assert await link.send(protocol.audio_append(b"\0\0" * 480))
         await svc.peers[0].wait_for("input_audio_buffer.append")
     assert svc.headers[0]["Authorization"] == f"Bearer {svc.key}"
@@ -124,7 +139,7 @@ async def test_nothing_is_sent_before_session_updated():
         await rec.wait_state(LinkState.CONNECTING)
         await asyncio.sleep(0.2)
         assert not await link.send(protocol.audio_append(b"\0\0"))
-        assert not link._status.connected
+        assert not rec.status.connected
     assert [e["type"] for e in svc.received] == ["session.update"]
 
 
@@ -141,10 +156,9 @@ async def test_halting_close_codes(code, reason):
         assert state[2] is reason
         await asyncio.sleep(0.5)
         assert len(svc.attempts) == 1  # no further attempt while halted
-        assert link._status.last_close_code == code
-        assert link._status.halt_reason is reason
+        assert rec.status.last_close_code == code
         # An `error` before the close is counted but is not a second failure.
-        assert link._status.protocol.error_events == 1
+        assert rec.status.protocol.error_events == 1
         link.resume()
         await wait_attempts(svc, 2)
         # The second connection plays out too (ending the test mid-handshake would leave
@@ -169,11 +183,11 @@ async def test_handshake_401_403_halts_for_auth(status):
 ])
 async def test_backoff_close_codes(script_kind, schedule, first_delay):
     script = Reject(500) if script_kind == 500 else await close_after_setup(script_kind)
-    async with FakeService([script]) as svc, running(svc) as (link, rec):
+    async with FakeService([script]) as svc, running(svc) as (_link, rec):
         state = await rec.wait_state(LinkState.BACKOFF)
         assert state[1] == pytest.approx(first_delay, rel=0.01)
         if script_kind != 500:
-            assert link._status.last_close_code == script_kind
+            assert rec.status.last_close_code == script_kind
     assert len(svc.attempts) == 1
     del schedule  # the delay pins the schedule: 30 s is only the slow one's first step
 
@@ -181,11 +195,11 @@ async def test_backoff_close_codes(script_kind, schedule, first_delay):
 @pytest.mark.parametrize("code", [1000, 1001])
 async def test_session_expiry_reconnects_within_a_second(code):
     async with FakeService([await close_after_setup(code), _hold]) as svc, \
-            running(svc) as (link, rec):
+            running(svc) as (_link, rec):
         await rec.wait_state(LinkState.LIVE, count=2)
         gap = svc.attempts[1] - svc.attempts[0]
         assert gap < 1.5
-        assert link._status.reconnects == 1
+        assert rec.status.reconnects == 1
     assert [e["type"] for e in svc.received] == ["session.update", "session.update"]
 
 
@@ -199,14 +213,14 @@ async def test_a_stalled_peer_is_detected_and_retried():
         await peer.setup()
         await peer.stall(10)
 
-    async with FakeService([stall, _hold]) as svc, running(svc) as (link, rec):
+    async with FakeService([stall, _hold]) as svc, running(svc) as (_link, rec):
         await rec.wait_state(LinkState.LIVE)
         started = time.monotonic()
         state = await rec.wait_state(LinkState.BACKOFF, timeout=5)
         # ping_interval + ping_timeout + close_timeout = 0.7 s here; generous bound.
         assert time.monotonic() - started < 3.0
         assert state[1] is not None and state[1] <= 1.0
-        assert link._status.last_close_code == 1006
+        assert rec.status.last_close_code == 1006
         await rec.wait_state(LinkState.LIVE, count=2)
 
 
@@ -217,11 +231,11 @@ async def test_server_error_event_closes_with_1000_and_backs_off():
                                                     "code": "server_error", "message": "retry"}})
         await peer.hold(5)
 
-    async with FakeService([script, _hold]) as svc, running(svc) as (link, rec):
+    async with FakeService([script, _hold]) as svc, running(svc) as (_link, rec):
         state = await rec.wait_state(LinkState.BACKOFF)
         assert state[1] == pytest.approx(1.0, rel=0.01)
-        assert link._status.last_close_code == 1000
-        assert link._status.protocol.error_events == 1
+        assert rec.status.last_close_code == 1000
+        assert rec.status.protocol.error_events == 1
         await rec.wait_state(LinkState.LIVE, count=2)
     assert svc.peers[0].ws.close_code == 1000
 
@@ -241,8 +255,8 @@ async def test_other_errors_and_garbage_are_counted_and_the_session_goes_on():
             while not any(isinstance(e, AudioDelta) for e in rec.events):
                 rec.changed.clear()
                 await rec.changed.wait()
-        assert link._status.protocol.malformed_frames == 4
-        assert link._status.protocol.error_events == 1
+        assert rec.status.protocol.malformed_frames == 4
+        assert rec.status.protocol.error_events == 1
         assert link.live
     assert len(svc.attempts) == 1
 
@@ -271,7 +285,7 @@ async def test_hang_up_closes_with_1000_and_stays_idle():
         await rec.wait_state(LinkState.IDLE)
         await asyncio.sleep(0.3)
         assert len(svc.attempts) == 1
-        assert link._status.last_close_code == 1000 and not link._status.connected
+        assert rec.status.last_close_code == 1000 and not rec.status.connected
         link.want_connected()
         await rec.wait_state(LinkState.LIVE, count=2)
 
@@ -299,7 +313,7 @@ async def test_unreachable_server_backs_off():
         url = svc.url
     recorder = Recorder()
     link = Link(url, lambda: "k" * 20, lambda: protocol.session_update(SessionConfig(), []),
-                recorder, Status(started_at=0.0), policy=ReconnectPolicy(lambda: 0.999),
+                recorder, policy=ReconnectPolicy(lambda: 0.999),
                 timings=FAST)
     link.want_connected()
     async with asyncio.TaskGroup() as tg:
@@ -317,11 +331,11 @@ async def test_session_expired_error_reconnects_at_once():
                                                     "message": "session expired"}})
         await peer.hold(5)
 
-    async with FakeService([script, _hold]) as svc, running(svc) as (link, rec):
+    async with FakeService([script, _hold]) as svc, running(svc) as (_link, rec):
         state = await rec.wait_state(LinkState.BACKOFF)
         assert state[1] is not None and state[1] <= 0.5
         await rec.wait_state(LinkState.LIVE, count=2)
-        assert link._status.last_close_code == 1000
+        assert rec.status.last_close_code == 1000
 
 
 def _error(code: str) -> dict:
@@ -355,7 +369,7 @@ async def test_the_close_code_decides_after_an_error(live, error, code, expect):
     # The grace for the server's close is the close timeout: the default 1 s here, so a
     # loaded machine does not make our own 1000 cross the service's (a different outcome).
     timings = dataclasses.replace(FAST, close_timeout=1.0)
-    async with FakeService([script]) as svc, running(svc, timings=timings) as (link, rec):
+    async with FakeService([script]) as svc, running(svc, timings=timings) as (_link, rec):
         if isinstance(expect, HaltReason):
             state = await rec.wait_state(LinkState.HALTED)
             assert state[2] is expect
@@ -363,8 +377,8 @@ async def test_the_close_code_decides_after_an_error(live, error, code, expect):
         else:
             state = await rec.wait_state(LinkState.BACKOFF)
             assert state[1] == pytest.approx(delays[expect], rel=0.01)
-        assert link._status.last_close_code == code
-        assert link._status.protocol.error_events == 1
+        assert rec.status.last_close_code == code
+        assert rec.status.protocol.error_events == 1
         assert len(svc.attempts) == 1
 
 
@@ -374,13 +388,13 @@ async def test_server_error_without_a_close_is_one_fast_step_after_a_bounded_gra
         await peer.send(_error("server_error"))
         await peer.hold(10)             # never closes: we do, with 1000
 
-    async with FakeService([script, _hold]) as svc, running(svc) as (link, rec):
+    async with FakeService([script, _hold]) as svc, running(svc) as (_link, rec):
         await rec.wait_state(LinkState.LIVE)
         started = time.monotonic()
         state = await rec.wait_state(LinkState.BACKOFF)
         assert time.monotonic() - started < 3.0     # the grace is the close timeout, 0.3 s
         assert state[1] == pytest.approx(1.0, rel=0.01)
-        assert link._status.last_close_code == 1000
+        assert rec.status.last_close_code == 1000
     assert svc.peers[0].ws.close_code == 1000
 
 
@@ -457,7 +471,7 @@ async def test_a_connect_failure_is_a_fast_step_told_in_words(kind, words, monke
     async with failing_url(kind, monkeypatch) as url:
         recorder = Recorder()
         link = Link(url, lambda: "k" * 20, lambda: protocol.session_update(SessionConfig(), []),
-                    recorder, Status(started_at=0.0), policy=ReconnectPolicy(lambda: 0.999),
+                    recorder, policy=ReconnectPolicy(lambda: 0.999),
                     timings=FAST)
         link.want_connected()
         async with asyncio.TaskGroup() as tg:

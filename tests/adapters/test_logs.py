@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import time
 
 import pytest
 
@@ -13,7 +12,6 @@ from swaramd.adapters.link import Link, LinkState
 from swaramd.adapters.logs import REDACTED, setup_logging
 from swaramd.core import protocol
 from swaramd.core.config import SessionConfig
-from swaramd.core.status import Status
 from tests.adapters.test_link import FAST, Recorder
 from tests.support.service import FakeService, Peer
 
@@ -84,7 +82,7 @@ async def test_websockets_debug_output_never_shows_the_key(restore_logging):
     async with FakeService([script], key=KEY) as svc:
         recorder = Recorder()
         link = Link(svc.url, lambda: KEY, lambda: protocol.session_update(SessionConfig(), []),
-                    recorder, Status(started_at=time.monotonic()), timings=FAST)
+                    recorder, timings=FAST)
         link.want_connected()
         async with asyncio.TaskGroup() as tg:
             task = tg.create_task(link.run())
