@@ -58,7 +58,7 @@ from swaramd.core.conversation import Conversation, Uplink
 from swaramd.core.errors import ConfigError
 from swaramd.core.events import ErrorEvent, ServerEvent
 from swaramd.core.gate import SpeechGate
-from swaramd.core.panel import Gesture, PanelInput, input_for_gesture
+from swaramd.core.panel import Gesture, PanelInput
 from swaramd.core.policy import ReconnectPolicy
 from swaramd.core.states import HaltReason
 from swaramd.core.status import Status
@@ -289,12 +289,7 @@ class Daemon:
         self.status.on_malformed_frame()
 
     def _on_gesture(self, gesture: Gesture) -> None:
-        conv = self.conversation
-        inp = input_for_gesture(gesture, conv.shown, self.cfg.conversation.mode)
-        log.debug("button %s in %s -> %s", gesture.value, conv.shown.value,
-                  inp.value if inp else "nothing")
-        if inp is not None:
-            self._apply(conv.on_panel(inp, time.monotonic()))
+        self._apply(self.conversation.on_gesture(gesture, time.monotonic()))
 
     def _on_audio_health(self, health: AudioHealth, reason: str | None) -> None:
         now = time.monotonic()

@@ -245,8 +245,15 @@ class Conversation:
             log.info("wake word ignored (%s)", "muted" if self.muted else
                      "push_to_talk" if self.mode == "push_to_talk" else "none configured")
             return []
-        inp = input_for_gesture(Gesture.WAKE_WORD, self.shown, self.mode)
-        log.info("wake word in %s -> %s", self.shown.value, inp.value if inp else "nothing")
+        return self.on_gesture(Gesture.WAKE_WORD, now)
+
+    def on_gesture(self, gesture: Gesture, now: float) -> list[Action]:
+        """A button gesture or the wake word: what it means in the state shown and the mode
+        (`core.panel.GESTURE_TABLE`), carried out as that panel input."""
+        inp = input_for_gesture(gesture, self.shown, self.mode)
+        log.log(logging.INFO if gesture is Gesture.WAKE_WORD else logging.DEBUG,
+                "%s in %s -> %s", gesture.value.replace("_", " "), self.shown.value,
+                inp.value if inp else "nothing")
         return self.on_panel(inp, now) if inp is not None else []
 
     def _wake(self, now: float) -> None:
