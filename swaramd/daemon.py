@@ -62,13 +62,7 @@ from swaramd.core.panel import Gesture, PanelInput
 from swaramd.core.policy import ReconnectPolicy
 from swaramd.core.states import HaltReason
 from swaramd.core.status import Status
-from swaramd.core.tools import (
-    ToolRegistry,
-    get_time_tool,
-    output_text,
-    preview,
-    set_volume_tool,
-)
+from swaramd.core.tools import ToolRegistry, output_text, preview
 
 log = logging.getLogger(__name__)
 
@@ -234,8 +228,7 @@ class Daemon:
         return protocol.session_update(self.cfg.session, self._tools().schemas())
 
     def _tools(self) -> ToolRegistry:
-        builtins = (get_time_tool(), set_volume_tool(self._set_volume))
-        return ToolRegistry([t for t in builtins if t.name in self.cfg.session.tools])
+        return ToolRegistry.enabled(self.cfg.session.tools, self._set_volume)
 
     def _remember_secret(self) -> None:
         if self._secret_filter is not None:

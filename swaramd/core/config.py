@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 import yaml
 
 from swaramd.core.errors import ConfigError, ConfigProblem
+from swaramd.core.tools import BUILTIN_TOOLS
 from swaramd.core.wake import DEFAULT_SENSITIVITY, WAKE_WORDS
 
 DEFAULT_URL = "wss://api.swaram.live/v1/realtime?model=mal-realtime-simple"
@@ -32,7 +33,6 @@ DEFAULT_INSTRUCTIONS = (
     "You are a friendly Malayalam voice assistant on a small home device. "
     "Keep replies short and speakable."
 )
-BUILTIN_TOOLS = ("get_time", "set_volume")
 TURN_DETECTION_KEYS = {
     "type": ("server_vad", "semantic_vad"),
     "threshold": float,

@@ -131,11 +131,26 @@ def set_volume_tool(apply: Callable[[int], None]) -> Tool:
                  "required": ["level"], "additionalProperties": False}, run)
 
 
+def builtin_tools(set_volume: Callable[[int], None]) -> list[Tool]:
+    """Every tool swaramd has, in the order `session.update` offers them; the one list that
+    both the config's `session.tools` check and the daemon's registry use. To add a tool,
+    write its `Tool` above and add it here."""
+    return [get_time_tool(), set_volume_tool(set_volume)]
+
+
+BUILTIN_TOOLS: tuple[str, ...] = tuple(t.name for t in builtin_tools(lambda _level: None))
+
+
 class ToolRegistry:
     """The tools offered in `session.update`, by name."""
 
     def __init__(self, tools: list[Tool]) -> None:
         self._tools = {t.name: t for t in tools}
+
+    @classmethod
+    def enabled(cls, names: tuple[str, ...], set_volume: Callable[[int], None]) -> ToolRegistry:
+        """The built-in tools that `session.tools` names."""
+        return cls([t for t in builtin_tools(set_volume) if t.name in names])
 
     def schemas(self) -> list[dict[str, Any]]:
         """The `tools` list of `session.update`."""
