@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from swaramd import __version__
-from swaramd.core.config import Config, load_config
+from swaramd.core.config import Backend, Config, load_config
 from swaramd.core.errors import ConfigError, ConfigProblem, PanelError, SwaramdError
 
 EX_OK, EX_FAIL, EX_CONFIG = 0, 1, 78
@@ -79,7 +79,7 @@ def _check_paths(cfg: Config) -> None:
     problem = socket_path_problem(cfg.control.socket)
     if problem is not None:
         raise ConfigError([cfg.problem("control.socket", problem)])
-    if cfg.audio.backend == "wav":
+    if cfg.audio.backend == Backend.WAV:
         from swaramd.adapters.wav_audio import check_wav_files
 
         check_wav_files(cfg)

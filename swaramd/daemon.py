@@ -53,14 +53,14 @@ from swaramd.core.actions import (
     Send,
     ShowState,
 )
-from swaramd.core.config import Config, load_config
+from swaramd.core.config import Config, Gate, load_config
 from swaramd.core.conversation import Conversation, Uplink
 from swaramd.core.errors import ConfigError
 from swaramd.core.events import ErrorEvent, ServerEvent
 from swaramd.core.gate import SpeechGate
 from swaramd.core.panel import Gesture, PanelInput
 from swaramd.core.policy import ReconnectPolicy
-from swaramd.core.states import HaltReason
+from swaramd.core.states import HaltReason, Mode
 from swaramd.core.status import Status
 from swaramd.core.tools import ToolRegistry, output_text, preview
 
@@ -113,7 +113,7 @@ class Daemon:
         # Held frames before the wake word: the last few are sent with it (core.wake).
         self._held: collections.deque[bytes] = collections.deque(
             maxlen=wake.preroll_frames(cfg.audio.frame_ms))
-        self._gate = SpeechGate(cfg.audio.frame_ms) if cfg.audio.gate == "vad" else None
+        self._gate = SpeechGate(cfg.audio.frame_ms) if cfg.audio.gate == Gate.VAD else None
         self.engine: AudioEngine | None = None
         self.panel: Panel | NullPanel | None = None
         self.link: Link | None = None
@@ -140,7 +140,7 @@ class Daemon:
                 log.info("swaramd ready: mode %s, audio %s", self.cfg.conversation.mode,
                          self.cfg.audio.backend)
                 if self.cfg.gpio.pin_factory == "none" and \
-                        self.cfg.conversation.mode != "always_on":
+                        self.cfg.conversation.mode != Mode.ALWAYS_ON:
                     log.warning("gpio.pin_factory is none: no button, so mode %s never starts "
                                 "a conversation (always_on needs no button)",
                                 self.cfg.conversation.mode)

@@ -50,7 +50,7 @@ import soxr
 
 from swaramd.adapters.volume import Volume
 from swaramd.core.backlog import FrameBacklog, Framer
-from swaramd.core.config import AudioConfig
+from swaramd.core.config import AudioConfig, Backend
 from swaramd.core.errors import AudioDeviceError
 from swaramd.core.jitter import PlaybackBuffer
 from swaramd.core.ring import SampleRing, Samples
@@ -521,11 +521,11 @@ def open_audio(cfg: AudioConfig, loop: asyncio.AbstractEventLoop, state_dir: Pat
                tuning: EngineTuning | None = None, **backend_options: Any) -> AudioEngine:
     """Make the engine the config names (`audio.backend`); call `await engine.start()` next."""
     volume = Volume(state_dir, cfg.volume)
-    if cfg.backend == "wav":
+    if cfg.backend == Backend.WAV:
         from swaramd.adapters.wav_audio import WavAudioEngine
         return WavAudioEngine(cfg, loop, volume, on_health=on_health, tuning=tuning,
                               **backend_options)
-    if cfg.backend == "pyaudio":
+    if cfg.backend == Backend.PYAUDIO:
         from swaramd.adapters.pyaudio_audio import PyAudioEngine
         return PyAudioEngine(cfg, loop, volume, on_health=on_health, tuning=tuning,
                              **backend_options)

@@ -17,6 +17,7 @@ import ipaddress
 import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -25,6 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 import yaml
 
 from swaramd.core.errors import ConfigError, ConfigProblem
+from swaramd.core.states import Mode
 from swaramd.core.tools import BUILTIN_TOOLS
 from swaramd.core.wake import DEFAULT_SENSITIVITY, WAKE_WORDS
 
@@ -41,6 +43,20 @@ TURN_DETECTION_KEYS = {
     "create_response": bool,
     "interrupt_response": bool,
 }
+
+
+class Backend(StrEnum):
+    """Where the audio comes from and goes to (`audio.backend`)."""
+
+    PYAUDIO = "pyaudio"
+    WAV = "wav"
+
+
+class Gate(StrEnum):
+    """What of the microphone goes up (`audio.gate`)."""
+
+    VAD = "vad"     # only speech, with pre-roll
+    OPEN = "open"   # everything
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +84,14 @@ class SessionConfig:
 class AudioConfig:
     """Audio devices and the uplink/playback shaping."""
 
-    backend: str = "pyaudio"
+    backend: Backend = Backend.PYAUDIO
     input_device: str | int = "default"
     output_device: str | int = "default"
     frame_ms: int = 20
     wav_input: Path | None = None
     wav_output: Path | None = None
     duplex: str = "half"
-    gate: str = "open"
+    gate: Gate = Gate.OPEN
     prebuffer_ms: int = 80
     echo_tail_ms: int = 300
     volume: int = 100   # unity: the reply's samples reach the device as they came
@@ -97,7 +113,7 @@ class GpioConfig:
 class ConversationConfig:
     """How conversations start and end."""
 
-    mode: str = "on_demand"
+    mode: Mode = Mode.ON_DEMAND
     idle_timeout_s: float = 20.0
     wake_word: str = "none"
     wake_sensitivity: float = DEFAULT_SENSITIVITY
@@ -161,6 +177,16 @@ def _show(v: Any) -> str:
         return "a number of thousands of digits"
 
 Check = Callable[[Any], Any]
+
+
+def _one_of(kind: type[StrEnum]) -> Check:
+    choices = [k.value for k in kind]
+
+    def check(v: Any) -> StrEnum:
+        if not isinstance(v, str) or v not in choices:
+            raise _Bad(f"must be one of {', '.join(choices)} (got {_show(v)})")
+        return kind(v)
+    return check
 
 
 def _choice(*choices: str) -> Check:
@@ -357,14 +383,14 @@ SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
         "tool_timeout_s": _float(0.1, 60.0),
     }),
     "audio": (AudioConfig, {
-        "backend": _choice("pyaudio", "wav"),
+        "backend": _one_of(Backend),
         "input_device": _device,
         "output_device": _device,
         "frame_ms": _int(10, 200),
         "wav_input": _optional(_path),
         "wav_output": _optional(_path),
         "duplex": _choice("half", "full"),
-        "gate": _optional(_choice("vad", "open")),
+        "gate": _optional(_one_of(Gate)),
         "prebuffer_ms": _int(0, 2000),
         "echo_tail_ms": _int(0, 5000),
         "volume": _int(0, 100),
@@ -378,7 +404,7 @@ SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
         "rgb_pins": _rgb_pins,
     }),
     "conversation": (ConversationConfig, {
-        "mode": _choice("on_demand", "always_on", "push_to_talk"),
+        "mode": _one_of(Mode),
         "idle_timeout_s": _float(1.0, 3600.0),
         "wake_word": lambda v: "none" if v is None else _choice("none", *WAKE_WORDS)(v),
         "wake_sensitivity": _float(0.0, 1.0),
@@ -513,11 +539,11 @@ class _Builder:
         elif "api_key_env" in server and "api_key_file" not in server:
             server["api_key_file"] = None
         mode = conv.get("mode", ConversationConfig().mode)
-        if mode == "push_to_talk" and conv.get("wake_word", "none") != "none":
+        if mode is Mode.PUSH_TO_TALK and conv.get("wake_word", "none") != "none":
             self._problem("conversation.wake_word", "push_to_talk ignores the wake word (holding "
                           "the button is the talk): set it to none, or use on_demand or always_on")
         if audio.get("gate") is None:
-            audio["gate"] = "vad" if mode == "always_on" else "open"
+            audio["gate"] = Gate.VAD if mode is Mode.ALWAYS_ON else Gate.OPEN
         pins = GpioConfig()
         button = gpio.get("button_pin", pins.button_pin)
         if button == gpio.get("led_pin", pins.led_pin):

@@ -65,7 +65,7 @@ from swaramd.core.events import (
     TranscriptDelta,
 )
 from swaramd.core.panel import Gesture, PanelInput, input_for_gesture
-from swaramd.core.states import HaltReason, State
+from swaramd.core.states import HaltReason, Mode, State
 from swaramd.core.tools import preview
 
 log = logging.getLogger(__name__)
@@ -130,11 +130,11 @@ class Uplink(StrEnum):
 class Conversation:
     """One appliance's conversation: fed inputs with `now`, returns actions to carry out."""
 
-    def __init__(self, mode: str, *, duplex: str = "half", echo_tail_s: float = 0.3,
+    def __init__(self, mode: Mode | str, *, duplex: str = "half", echo_tail_s: float = 0.3,
                  idle_timeout_s: float = 20.0, earcon_s: dict[str, float] | None = None,
                  wake_word: bool = False) -> None:
-        self.mode = mode
-        self.wake_word = wake_word and mode != "push_to_talk"
+        self.mode = Mode(mode)
+        self.wake_word = wake_word and self.mode is not Mode.PUSH_TO_TALK
         self._awake = False                        # always_on with a wake word: the word was heard
         self.duplex = duplex
         self.echo_tail_s = echo_tail_s
@@ -201,7 +201,7 @@ class Conversation:
     def on_start(self, now: float) -> list[Action]:
         """Begin: always_on connects at once; on_demand and push_to_talk wait for the button."""
         out: list[Action] = []
-        if self.mode == "always_on":
+        if self.mode is Mode.ALWAYS_ON:
             out.append(Connect())
             self._feed(Input.START, now, out)
         self._earcon("ready", now, out)
@@ -243,7 +243,7 @@ class Conversation:
         """
         if not self.wake_word or self.muted:
             log.info("wake word ignored (%s)", "muted" if self.muted else
-                     "push_to_talk" if self.mode == "push_to_talk" else "none configured")
+                     "push_to_talk" if self.mode is Mode.PUSH_TO_TALK else "none configured")
             return []
         return self.on_gesture(Gesture.WAKE_WORD, now)
 
@@ -258,7 +258,7 @@ class Conversation:
 
     def _wake(self, now: float) -> None:
         """always_on with a wake word: stream the microphone from now until the idle timeout."""
-        if self.wake_word and self.mode == "always_on":
+        if self.wake_word and self.mode is Mode.ALWAYS_ON:
             self._awake = True
             self._last_activity = now
 
@@ -328,7 +328,7 @@ class Conversation:
             log.info("no reply for %.0f s: listening again", THINKING_TIMEOUT_S)
             self._answer_due = False
             self._feed(Input.RESPONSE_DONE, now, out)
-        elif (self.mode == "on_demand" and self.base is State.LISTENING
+        elif (self.mode is Mode.ON_DEMAND and self.base is State.LISTENING
                 and now - self._last_activity >= self.idle_timeout_s):
             log.info("no speech for %.0f s: hanging up", self.idle_timeout_s)
             self._end(now, out)
@@ -510,11 +510,11 @@ class Conversation:
             return Uplink.DROP
         if self.duplex == "half" and self.base is State.SPEAKING:
             return Uplink.DROP
-        if self.mode == "push_to_talk":
+        if self.mode is Mode.PUSH_TO_TALK:
             if self._ptt_held_since is not None:
                 return Uplink.MIC
             return Uplink.SILENCE if now < self._ptt_tail_until else Uplink.DROP
-        if self.wake_word and self.mode == "always_on" and not self._awake:
+        if self.wake_word and self.mode is Mode.ALWAYS_ON and not self._awake:
             return Uplink.HOLD
         return Uplink.MIC
 
@@ -524,7 +524,7 @@ class Conversation:
             return self._last_audio + REPLY_GAP_S
         if self.base is State.THINKING:
             return self._last_activity + THINKING_TIMEOUT_S
-        if self.base is State.LISTENING and (self.mode == "on_demand" or self._awake):
+        if self.base is State.LISTENING and (self.mode is Mode.ON_DEMAND or self._awake):
             return self._last_activity + self.idle_timeout_s
         return None
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-from swaramd.core.states import HaltReason, State
+from swaramd.core.states import HaltReason, Mode, State
 
 
 class Gesture(StrEnum):
@@ -56,7 +56,6 @@ class PanelInput(StrEnum):
     LISTEN = "listen"            # always_on with a wake word: stream the microphone from now
 
 
-MODES = ("on_demand", "always_on", "push_to_talk")
 
 _S = State
 _I = PanelInput
@@ -65,10 +64,10 @@ _I = PanelInput
 _MUTE = {s: _I.TOGGLE_MUTE for s in (
     _S.CONNECTING, _S.LISTENING, _S.THINKING, _S.SPEAKING, _S.MUTED, _S.BACKOFF)}
 
-GESTURE_TABLE: Mapping[str, Mapping[Gesture, Mapping[State, PanelInput]]] = MappingProxyType({
+GESTURE_TABLE: Mapping[Mode, Mapping[Gesture, Mapping[State, PanelInput]]] = MappingProxyType({
     # The button starts and ends conversations; a press answers "stop" to
     # whatever the last press started.
-    "on_demand": {
+    Mode.ON_DEMAND: {
         Gesture.SHORT_PRESS: {
             _S.IDLE: _I.START,
             _S.CONNECTING: _I.HANG_UP,
@@ -85,7 +84,7 @@ GESTURE_TABLE: Mapping[str, Mapping[Gesture, Mapping[State, PanelInput]]] = Mapp
         Gesture.WAKE_WORD: {_S.IDLE: _I.START, _S.SPEAKING: _I.INTERRUPT},
     },
     # The kiosk never hangs up; the button interrupts, retries and mutes.
-    "always_on": {
+    Mode.ALWAYS_ON: {
         Gesture.SHORT_PRESS: {
             _S.IDLE: _I.START,
             _S.SPEAKING: _I.INTERRUPT,
@@ -100,7 +99,7 @@ GESTURE_TABLE: Mapping[str, Mapping[Gesture, Mapping[State, PanelInput]]] = Mapp
     },
     # Holding is talking, so a long press is not a mute here. A release always
     # ends the talk: the state may have changed while the button was held.
-    "push_to_talk": {
+    Mode.PUSH_TO_TALK: {
         Gesture.PRESSED: {s: _I.TALK_START for s in (
             _S.IDLE, _S.CONNECTING, _S.LISTENING, _S.THINKING, _S.SPEAKING)},
         Gesture.RELEASED: {s: _I.TALK_END for s in State},
@@ -113,17 +112,17 @@ GESTURE_TABLE: Mapping[str, Mapping[Gesture, Mapping[State, PanelInput]]] = Mapp
 })
 
 
-def input_for_gesture(gesture: Gesture, state: State, mode: str) -> PanelInput | None:
+def input_for_gesture(gesture: Gesture, state: State, mode: Mode) -> PanelInput | None:
     """The conversation input a gesture means in this state and mode, or None.
 
-    The daemon calls this in the loop with the conversation's current state,
-    so the meaning of a press is decided where the state is true.
+    The conversation calls this (`Conversation.on_gesture`) with the state it
+    shows, so the meaning of a press is decided where the state is true.
     """
     try:
         table = GESTURE_TABLE[mode]
     except KeyError:
-        raise ValueError(f"unknown conversation mode {mode!r}; known: {', '.join(MODES)}") \
-            from None
+        raise ValueError(f"unknown conversation mode {mode!r}; known: "
+                         f"{', '.join(m.value for m in Mode)}") from None
     return table.get(gesture, {}).get(state)
 
 

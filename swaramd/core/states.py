@@ -19,6 +19,14 @@ class State(StrEnum):
     AUDIO_ERROR = "audio_error"
 
 
+class Mode(StrEnum):
+    """How conversations start and end (`conversation.mode`)."""
+
+    ON_DEMAND = "on_demand"        # a press (or the wake word) starts one; idle hangs up
+    ALWAYS_ON = "always_on"        # the kiosk: connected from start, never hangs up
+    PUSH_TO_TALK = "push_to_talk"  # streams while the button is held
+
+
 class HaltReason(StrEnum):
     """Why the appliance halted and waits for a person."""
 

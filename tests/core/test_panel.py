@@ -16,7 +16,6 @@ from swaramd.core.panel import (
     COLOURS,
     HALT_PATTERNS,
     LED_PATTERNS,
-    MODES,
     OFF,
     ON,
     Gesture,
@@ -29,7 +28,7 @@ from swaramd.core.panel import (
     on_off_colour,
     pattern_for,
 )
-from swaramd.core.states import HaltReason, State
+from swaramd.core.states import HaltReason, Mode, State
 
 G, S, In = Gesture, State, PanelInput
 
@@ -98,7 +97,7 @@ def test_gesture_means(mode: str, gesture: Gesture, state: State,
     assert input_for_gesture(gesture, state, mode) is expected
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", list(Mode))
 def test_every_gesture_in_every_state_has_one_answer(mode: str) -> None:
     for gesture, state in itertools.product(Gesture, State):
         assert input_for_gesture(gesture, state, mode) in (*PanelInput, None)
