@@ -182,6 +182,7 @@ class EchoCanceller:
         self._gain = 0.0
         self._held = 0
         self.realigns = 0
+        self._bypassing = True           # the kernel rests while the speaker is silent
         self._first_base: tuple[int, float] | None = None
         self._drift_ppm: float | None = None
 
@@ -253,15 +254,35 @@ class EchoCanceller:
         self._read_ref(pos, self._ref)
         self._read_pos = pos + frame
         self._remember_mic(mic)
-        self.kernel.process(mic, self._ref, self._out)
         self._mic_count = k + frame
-        self._account(mic, self._out, k)
+        if _energy(self._ref) > _level(ACTIVE_DBFS):
+            self._active_until = k + frame + self._guard + int(self.rate * FILTER_MS / 1000)
+        if k >= self._active_until:
+            return self._bypass_frame(mic)
+        self.kernel.process(mic, self._ref, self._out)
+        self._account(mic, self._out)
         if self._mic_count >= self._next_estimate:
             self._maybe_estimate()
         result = self._apply_guard(self._out)
+        if self._bypassing:
+            # The kernel's output lags its input by one frame: the first frame after a
+            # bypass is the one already passed on raw. Dropping it keeps the stream whole.
+            self._bypassing = False
+            result = result[:0]
         if self._warm:
             self._warm_up_some()
         return result
+
+    def _bypass_frame(self, mic: Samples) -> Samples:
+        """The speaker has been silent longer than the echo lasts: the mic passes
+        untouched and the kernel rests (no CPU while nobody speaks)."""
+        self._note_noise(_energy(mic))
+        if self._bypassing:
+            return mic.copy()
+        self._bypassing = True
+        # The kernel still holds the previous frame: let it out, then this one raw.
+        self.kernel.process(mic, self._ref, self._out)
+        return np.concatenate((self._apply_guard(self._out), mic))
 
     def _base_delay(self) -> int:
         """Reference samples between a mic sample's capture and the sample the speaker
@@ -307,18 +328,16 @@ class EchoCanceller:
 
     # --- measurement and guard ---------------------------------------------
 
-    def _account(self, mic: Samples, out: Samples, k: int) -> None:
+    def _note_noise(self, mic_e: float) -> None:
+        """The room's level while the speaker is silent (quick down, slow up)."""
+        if self._noise < 0 or mic_e < self._noise:
+            self._noise = mic_e
+        else:
+            self._noise += (mic_e - self._noise) * 0.01
+
+    def _account(self, mic: Samples, out: Samples) -> None:
         frame = self.frame
-        ref_e = _energy(self._ref)
-        if ref_e > _level(ACTIVE_DBFS):
-            self._active_until = k + frame + self._guard + int(self.rate * FILTER_MS / 1000)
         mic_e, out_e = _energy(mic), _energy(out)
-        if k >= self._active_until:
-            if self._noise < 0 or mic_e < self._noise:
-                self._noise = mic_e
-            else:
-                self._noise += (mic_e - self._noise) * 0.01
-            return
         a = frame / (self.rate * ERLE_WINDOW_S)
         self._erle_mic += (mic_e - self._erle_mic) * a
         self._erle_out += (out_e - self._erle_out) * a

@@ -96,7 +96,8 @@ def test_echo_removed_and_user_kept_in_double_talk(delay_ms, echo_db):
 
 def test_unconverged_canceller_holds_the_mic_while_the_speaker_plays():
     run = simulate(60, 12, talk_s=())
-    first = int(run.guards.index(Guard.CONVERGED) * PERIOD)
+    # While it plays, the output lags the mic by a kernel frame (one period here).
+    first = int((run.guards.index(Guard.CONVERGED) - 1) * PERIOD)
     assert first > R                      # it takes the first second(s) of the reply
     # No echo gets through while it learns (the echo is 0.2 RMS; the room's noise 0.0005).
     assert float(np.max(np.abs(run.out[:first]))) < 0.005
@@ -156,3 +157,22 @@ def test_stats_before_playback_have_no_erle_or_delay():
         ec.process(np.zeros(PERIOD, np.int16), i * 0.02)
     d = ec.stats().as_dict()
     assert d["erle_db"] is None and d["delay_ms"] is None and d["guard"] == "learning"
+
+
+def test_silent_speaker_passes_the_mic_untouched_and_the_stream_stays_whole():
+    """No reply: the mic passes bit for bit (and the kernel rests). A reply starts
+    and ends: afterwards the mic is again bit for bit, at the same positions."""
+    rng = np.random.default_rng(2)
+    mic = (rng.standard_normal(8 * R) * 1000).astype(np.int16)
+    ref = np.zeros(8 * R, np.int16)
+    ref[2 * R:4 * R] = (rng.standard_normal(2 * R) * 3000).astype(np.int16)
+    kernel = SpeexEchoKernel(480, int(R * 0.3), R)
+    ec = EchoCanceller(kernel, R)
+    outs = []
+    for i in range(0, 8 * R, PERIOD):
+        ec.push_reference(ref[i:i + PERIOD], i / R)
+        outs.append(ec.process(mic[i:i + PERIOD], i / R))
+    out = np.concatenate(outs)
+    assert len(out) == len(mic)
+    assert np.array_equal(out[:2 * R], mic[:2 * R])
+    assert np.array_equal(out[5 * R:], mic[5 * R:])
