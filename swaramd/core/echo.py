@@ -18,9 +18,10 @@ Rules this module keeps:
   captured, shifted by the estimated acoustic delay less a small guard, so
   the filter's tail covers the room whatever the delay (0 to `max_delay_ms`).
 - Device times map positions to time (`offset`: time of sample 0). They are
-  smoothed, because callback times jitter; the reference position is read on
-  continuously and re-aligned only when it is off by more than
-  `REALIGN_MS` (clock drift between two devices, a device reopened), counted.
+  taken at their earliest (a callback may be late, never early), and the
+  alignment they give is kept (callback times jitter by
+  milliseconds); it moves only when they jump (a device reopened) or when the
+  delay estimate moves (clock drift between two devices). Moves are counted.
 - The acoustic delay is estimated now and then by a cross-correlation
   (phase transform, on a 4x decimated second of audio) while the speaker
   plays; two agreeing estimates move the alignment. Cheap and rare.
@@ -50,17 +51,19 @@ Samples = NDArray[np.int16]
 
 FRAME_MS = 10              # the kernel's frame
 FILTER_MS = 300            # the kernel's tail: the room's reverberation it can cancel
-GUARD_MS = 16              # the reference leads the estimated delay by this much
+GUARD_MS = 30              # the reference leads the estimated delay by this much
 MAX_DELAY_MS = 250         # acoustic + unreported device delay the estimate searches
-REALIGN_MS = 4.0           # the reference read position is moved when off by more
-RELEARN_MS = 10.0          # a move this large means the filter must learn again
+JUMP_S = 0.03              # device times that move this much: a new time base
+CLOCK_LEAK = 250e-6        # s per s: how fast a stream's time base may drift later
+NEGATIVE_DELAY_MS = 60     # the estimate also looks this far before the device times
 CONVERGED_DB = 12.0        # ERLE at which the guard trusts the canceller
 CONVERGED_HOLD_S = 0.5     # ... for this long while the speaker plays
+SLIPPED_DB = 3.0           # ERLE this low once converged: the echo has moved
 ACTIVE_DBFS = -60.0        # reference level above which the speaker "plays"
 ERLE_WINDOW_S = 1.0
-ESTIMATE_EVERY_S = 0.5     # while the speaker plays and no delay is known
-CHECK_EVERY_S = 8.0        # once it is known: watch for drift
-ESTIMATE_WINDOW_S = 1.0
+ESTIMATE_EVERY_S = 0.5     # while the speaker plays and the guard is learning
+CHECK_EVERY_S = 1.0        # once converged: watch for drift and slipped periods
+ESTIMATE_WINDOW_S = 2.0
 ESTIMATE_Z = 5.0           # correlation peak in standard deviations to believe it
 AGREE_MS = 2.0
 DECIMATE = 4
@@ -122,18 +125,23 @@ class EchoStats:
 
 
 class _Clock:
-    """Smoothed time of sample 0 of a stream, from the (jittery) times of its blocks."""
+    """The time of sample 0 of a stream, from the times its blocks were handed over.
+
+    A callback can only be late, never early: the earliest times are the true ones.
+    So the estimate follows the minimum, rising slowly (`CLOCK_LEAK`) to follow a
+    device clock slower than ours. A reopened device starts a new time base: the
+    engine says so (`EchoCanceller.devices_restarted`)."""
 
     def __init__(self, rate: int) -> None:
         self.rate = rate
         self.offset: float | None = None
 
-    def update(self, index: int, t: float) -> None:
+    def update(self, index: int, t: float, n: int) -> None:
         raw = t - index / self.rate
-        if self.offset is None or abs(raw - self.offset) > 0.03:
-            self.offset = raw           # first block, or a jump (a device reopened)
+        if self.offset is None or raw < self.offset:
+            self.offset = raw
         else:
-            self.offset += (raw - self.offset) * 0.02
+            self.offset = min(raw, self.offset + CLOCK_LEAK * n / self.rate)
 
 
 class EchoCanceller:
@@ -146,7 +154,9 @@ class EchoCanceller:
         self.rate = rate
         self.frame = kernel.frame
         self.hold_until_converged = hold_until_converged
-        self._max_lag = int(rate * max_delay_ms / 1000)
+        self._max_lag = int(rate * max_delay_ms / 1000) // DECIMATE * DECIMATE
+        self._neg_lag = int(rate * NEGATIVE_DELAY_MS / 1000) // DECIMATE * DECIMATE if \
+            max_delay_ms > 0 else 0
         self._guard = int(rate * GUARD_MS / 1000)
         n = self.frame
         self._ref_hist: Samples = np.zeros(int(rate * history_s), dtype=np.int16)
@@ -170,7 +180,7 @@ class EchoCanceller:
         self._read_pos: int | None = None
         self._shift = 0                  # reference samples the read lags the device time
         self._delay: int | None = None   # estimated echo delay, samples
-        self._candidate: int | None = None
+        self._recent_lags: list[int] = []
         self._next_estimate = 0
         self._active_until = -1          # mic index until which the speaker counts as playing
         self._erle_mic = 0.0
@@ -183,7 +193,8 @@ class EchoCanceller:
         self._held = 0
         self.realigns = 0
         self._bypassing = True           # the kernel rests while the speaker is silent
-        self._first_base: tuple[int, float] | None = None
+        self._base: int | None = None
+        self._first_lag: tuple[int, int] | None = None   # (delay, mic position) first found
         self._drift_ppm: float | None = None
 
     # --- inputs --------------------------------------------------------------
@@ -194,7 +205,7 @@ class EchoCanceller:
         n = len(samples)
         if n == 0:
             return
-        self._ref_clock.update(self._ref_written, t)
+        self._ref_clock.update(self._ref_written, t, n)
         hist = self._ref_hist
         size = len(hist)
         if n >= size:
@@ -229,6 +240,12 @@ class EchoCanceller:
             return np.zeros(0, dtype=np.int16)
         return outs[0] if len(outs) == 1 else np.concatenate(outs)
 
+    def devices_restarted(self) -> None:
+        """The devices were reopened: their positions and times no longer relate as
+        before. The alignment is taken afresh; what the filter learnt is kept."""
+        self._ref_clock = _Clock(self.rate)
+        self._mic_clock = _Clock(self.rate)
+
     def stats(self) -> EchoStats:
         """ERLE, the delay estimate and the guard, for status."""
         erle = None
@@ -242,14 +259,12 @@ class EchoCanceller:
 
     def _process_frame(self, mic: Samples, t: float) -> Samples:
         frame, k = self.frame, self._mic_count
-        self._mic_clock.update(k, t)
+        self._mic_clock.update(k, t, frame)
         target = self._target(k)
         pos = self._read_pos
-        if pos is None or abs(pos - target) > self.rate * REALIGN_MS / 1000:
+        if pos != target:
             if pos is not None:
                 self.realigns += 1
-                if abs(pos - target) > self.rate * RELEARN_MS / 1000:
-                    self._relearn()
             pos = target
         self._read_ref(pos, self._ref)
         self._read_pos = pos + frame
@@ -286,25 +301,26 @@ class EchoCanceller:
 
     def _base_delay(self) -> int:
         """Reference samples between a mic sample's capture and the sample the speaker
-        played at that moment, by the device times (0 before both have spoken)."""
+        played at that moment, by the device times (0 before both have spoken).
+
+        Taken once and kept: callback times jitter by milliseconds, which would move
+        the alignment back and forth. Only a jump (a device reopened) takes a new one;
+        slow drift between two devices' clocks shows in the delay estimate instead."""
         mo, ro = self._mic_clock.offset, self._ref_clock.offset
         if mo is None or ro is None:
             return 0
-        return round((mo - ro) * self.rate)
+        now = round((mo - ro) * self.rate)
+        if self._base is None or abs(now - self._base) > self.rate * JUMP_S:
+            if self._base is not None:      # a new time base: find the delay afresh
+                self._delay, self._shift = None, 0
+                self._recent_lags.clear()
+                self._relearn()
+            self._base = now
+        return self._base
 
     def _target(self, k: int) -> int:
         """The reference position to feed with mic sample `k`."""
-        base = self._base_delay()
-        self._note_drift(k, base)
-        return k + base - self._shift
-
-    def _note_drift(self, k: int, base: int) -> None:
-        if self._first_base is None:
-            self._first_base = (base, k)
-            return
-        b0, k0 = self._first_base
-        if k - k0 > self.rate * 30:
-            self._drift_ppm = (base - b0) / (k - k0) * 1e6
+        return k + self._base_delay() - self._shift
 
     def _read_ref(self, pos: int, out: Samples) -> None:
         """Copy reference samples [pos, pos+len(out)) into `out`; zeros where not held."""
@@ -327,6 +343,9 @@ class EchoCanceller:
         hist[-n:] = mic
 
     # --- measurement and guard ---------------------------------------------
+
+    def _erle_below(self, db: float) -> bool:
+        return self._erle_mic < self._erle_out * 10 ** (db / 10)
 
     def _note_noise(self, mic_e: float) -> None:
         """The room's level while the speaker is silent (quick down, slow up)."""
@@ -394,23 +413,30 @@ class EchoCanceller:
 
     def _maybe_estimate(self) -> None:
         self._next_estimate = self._mic_count + int(self.rate * (
-            CHECK_EVERY_S if self._delay is not None else ESTIMATE_EVERY_S))
+            CHECK_EVERY_S if self.guard is Guard.CONVERGED else ESTIMATE_EVERY_S))
         if self._mic_count < self._est_len or self._mic_count > self._active_until:
             return
         lag = self._estimate_lag()
         if lag is None:
             return
-        if self._candidate is not None and abs(lag - self._candidate) <= (
-                self.rate * AGREE_MS / 1000):
+        recent = self._recent_lags
+        recent.append(lag)
+        del recent[:-2]
+        # Speech has echoes of its own (a pitch period, a repeated syllable): believe a
+        # delay on two agreeing estimates. Once the filter works (ERLE good), leave the
+        # alignment alone: the filter is the better judge, and moving the reference
+        # under it would undo what it learnt. A slip (a period lost between the two
+        # directions, clock drift) shows as ERLE falling: then re-align.
+        if len(recent) == 2 and abs(recent[0] - recent[1]) <= self.rate * AGREE_MS / 1000 \
+                and (self._delay is None or self._erle_below(SLIPPED_DB)):
             self._set_delay(lag)
-        self._candidate = lag
 
     def _estimate_lag(self) -> int | None:
         """The echo's delay behind the device-time alignment, in samples, or None."""
-        w, d = self._est_len, DECIMATE
+        w, d, neg = self._est_len, DECIMATE, self._neg_lag
         k0 = self._mic_count - w
         start = k0 + self._base_delay() - self._max_lag
-        ref = np.zeros(w + self._max_lag, dtype=np.int16)
+        ref = np.zeros(w + self._max_lag + neg, dtype=np.int16)
         self._read_ref(start, ref)
         if _energy(ref) < _level(ACTIVE_DBFS):
             return None
@@ -420,23 +446,33 @@ class EchoCanceller:
         spec = np.fft.rfft(y, n) * np.conj(np.fft.rfft(x, n))
         spec /= np.abs(spec) + 1e-9
         corr = np.fft.irfft(spec, n)
-        max_lag = self._max_lag // d
-        # y[i] ~ x[i + max_lag - lag]: the peak sits at circular index lag - max_lag.
-        lags = np.concatenate((corr[n - max_lag:], corr[:1]))
+        span = (self._max_lag + neg) // d
+        # y[i] ~ x[i + max_lag - lag]: the peak sits at circular index lag - max_lag,
+        # for lag from -neg (index n - span) to max_lag (index 0).
+        lags = np.concatenate((corr[n - span:], corr[:1]))
         peak = int(np.argmax(lags))
         spread = float(np.std(lags))
         if spread <= 0 or (lags[peak] - float(np.mean(lags))) / spread < ESTIMATE_Z:
             return None
-        return peak * d
+        return peak * d - neg
 
     def _set_delay(self, lag: int) -> None:
-        shift = max(0, lag - self._guard)
+        if self._first_lag is None:
+            self._first_lag = (lag, self._mic_count)
+        elif self._mic_count - self._first_lag[1] > self.rate * 30:
+            self._drift_ppm = (lag - self._first_lag[0]) / (
+                self._mic_count - self._first_lag[1]) * 1e6
+        # The filter starts `guard` before the echo, never later than the device times
+        # say (a delay under the guard), nor later than the echo (a negative delay).
+        shift = lag - self._guard if lag >= self._guard else min(0, lag)
         first = self._delay is None
         self._delay = lag
         if first or abs(shift - self._shift) > self.rate * AGREE_MS / 1000:
-            moved = abs(shift - self._shift)
             self._shift = shift
-            if first or moved > self.rate * RELEARN_MS / 1000:
+            if first:
+                # The filter learnt under a guessed alignment: learn again, helped by
+                # the last seconds. Later moves (clock drift, a period slipped between
+                # the directions) re-align the reference under a filter that stays valid.
                 self._relearn()
 
 

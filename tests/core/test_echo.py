@@ -133,17 +133,25 @@ class RecordingKernel:
 
 def test_reference_alignment_follows_device_times_and_counts_realigns():
     kernel = RecordingKernel()
-    ec = EchoCanceller(kernel, R, history_s=4.0, max_delay_ms=0)   # device times only
-    ramp = (np.arange(4 * R) % 30000).astype(np.int16)
+    ec = EchoCanceller(kernel, R, history_s=6.0, max_delay_ms=0)   # device times only
+    ramp = (np.arange(5 * R) % 30000).astype(np.int16)
     # The speaker's sample i reaches the DAC at 5.0 + i/R (rendered well ahead); the
     # mic's sample j is captured at 5.010 + j/R: it hears the reference sample j + 240.
-    ec.push_reference(ramp, 5.0)
+    ec.push_reference(ramp[:3 * R + R // 2], 5.0)
     for i in range(0, 2 * R, PERIOD):
         ec.process(ramp[i:i + PERIOD], 5.010 + i / R)
     assert {(r - m) % 30000 for m, r in kernel.pairs} == {240}
     assert ec.realigns == 0
-    # The mic's clock jumps 50 ms (a device reopened): one realignment.
+    # Late callbacks (a loaded machine: up to 200 ms late, for seconds) move nothing.
     for i in range(2 * R, 3 * R, PERIOD):
+        late = 0.2 * ((i // PERIOD) % 3 != 0)
+        ec.process(ramp[i:i + PERIOD], 5.010 + i / R + late)
+    assert ec.realigns == 0
+    assert {(r - m) % 30000 for m, r in kernel.pairs} == {240}
+    # The devices reopen; the mic now runs 50 ms later: one realignment.
+    ec.devices_restarted()
+    ec.push_reference(ramp[3 * R + R // 2:], 5.0 + 3.5)
+    for i in range(3 * R, 4 * R - 2 * PERIOD, PERIOD):
         ec.process(ramp[i:i + PERIOD], 5.060 + i / R)
     assert ec.realigns == 1
     m, r = kernel.pairs[-1]
