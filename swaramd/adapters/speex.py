@@ -15,8 +15,10 @@ Rules this module keeps:
   line that says what to install; never a traceback.
 - The two C states are made once and freed once (`close`); `process` only
   passes pointers to arrays the caller owns: nothing is allocated per frame.
-- Denoise, AGC and VAD of the preprocessor stay off unless asked: the service
-  does its own, and they would change the user's voice.
+- Denoise (noise attenuation), AGC and dereverb stay off unless asked: the
+  service does its own, and they would change the user's voice. (Speex only
+  suppresses echo on its denoiser's path, so that path runs with a noise
+  attenuation of 0 dB.)
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ _ECHO_SET_SAMPLING_RATE = 24
 _PP_SET_DENOISE = 0
 _PP_SET_AGC = 2
 _PP_SET_DEREVERB = 8
+_PP_SET_NOISE_SUPPRESS = 18
 _PP_SET_ECHO_SUPPRESS = 20
 _PP_SET_ECHO_SUPPRESS_ACTIVE = 22
 _PP_SET_ECHO_STATE = 24
@@ -116,7 +119,10 @@ class SpeexEchoKernel:
             self.close()
             raise SpeexUnavailable("libspeexdsp could not make its echo state")
         self._ctl_echo(_ECHO_SET_SAMPLING_RATE, rate)
-        self._ctl_pre(_PP_SET_DENOISE, int(denoise))
+        # Speex applies its echo suppression only on the denoiser's path: the path runs,
+        # and "denoise off" is a noise attenuation of 0 dB (the room's noise stays).
+        self._ctl_pre(_PP_SET_DENOISE, 1)
+        self._ctl_pre(_PP_SET_NOISE_SUPPRESS, -15 if denoise else 0)
         self._ctl_pre(_PP_SET_AGC, 0)
         self._ctl_pre(_PP_SET_DEREVERB, 0)
         self._ctl_pre(_PP_SET_ECHO_SUPPRESS, echo_suppress_db)
