@@ -458,9 +458,8 @@ class AudioEngine(abc.ABC):
         now = self._last_capture = time.monotonic()
         cap = self._capture
         assert cap is not None
-        if self.echo is not None:
-            when = now - len(samples) / self._in_rate if adc_time is None else adc_time
-            self._capture_mark = (cap.written, when)
+        when = now - len(samples) / self._in_rate if adc_time is None else adc_time
+        self._capture_mark = (cap.written, when)
         cap.write(samples)
         if not self._pump_pending:
             self._pump_pending = True
