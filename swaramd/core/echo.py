@@ -53,7 +53,6 @@ FRAME_MS = 10              # the kernel's frame
 FILTER_MS = 300            # the kernel's tail: the room's reverberation it can cancel
 GUARD_MS = 30              # the reference leads the estimated delay by this much
 MAX_DELAY_MS = 250         # acoustic + unreported device delay the estimate searches
-JUMP_S = 0.03              # device times that move this much: a new time base
 CLOCK_LEAK = 250e-6        # s per s: how fast a stream's time base may drift later
 NEGATIVE_DELAY_MS = 60     # the estimate also looks this far before the device times
 CONVERGED_DB = 12.0        # ERLE at which the guard trusts the canceller
@@ -245,6 +244,10 @@ class EchoCanceller:
         before. The alignment is taken afresh; what the filter learnt is kept."""
         self._ref_clock = _Clock(self.rate)
         self._mic_clock = _Clock(self.rate)
+        self._base = None
+        self._delay, self._shift = None, 0
+        self._recent_lags.clear()
+        self._relearn()
 
     def stats(self) -> EchoStats:
         """ERLE, the delay estimate and the guard, for status."""
@@ -303,19 +306,14 @@ class EchoCanceller:
         """Reference samples between a mic sample's capture and the sample the speaker
         played at that moment, by the device times (0 before both have spoken).
 
-        Taken once and kept: callback times jitter by milliseconds, which would move
-        the alignment back and forth. Only a jump (a device reopened) takes a new one;
-        slow drift between two devices' clocks shows in the delay estimate instead."""
+        Taken once and kept: callback times jitter by milliseconds (by tens on a loaded
+        machine), which would move the alignment back and forth. Only reopened devices
+        take a new one; drift between two devices' clocks shows in the delay estimate."""
         mo, ro = self._mic_clock.offset, self._ref_clock.offset
         if mo is None or ro is None:
             return 0
-        now = round((mo - ro) * self.rate)
-        if self._base is None or abs(now - self._base) > self.rate * JUMP_S:
-            if self._base is not None:      # a new time base: find the delay afresh
-                self._delay, self._shift = None, 0
-                self._recent_lags.clear()
-                self._relearn()
-            self._base = now
+        if self._base is None:
+            self._base = round((mo - ro) * self.rate)
         return self._base
 
     def _target(self, k: int) -> int:
@@ -412,8 +410,9 @@ class EchoCanceller:
     # --- delay estimate ------------------------------------------------------
 
     def _maybe_estimate(self) -> None:
+        settled = self.guard is Guard.CONVERGED and not self._erle_below(SLIPPED_DB)
         self._next_estimate = self._mic_count + int(self.rate * (
-            CHECK_EVERY_S if self.guard is Guard.CONVERGED else ESTIMATE_EVERY_S))
+            CHECK_EVERY_S if settled else ESTIMATE_EVERY_S))
         if self._mic_count < self._est_len or self._mic_count > self._active_until:
             return
         lag = self._estimate_lag()

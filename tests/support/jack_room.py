@@ -67,6 +67,10 @@ class JackRoom:
         self.started = threading.Event()            # set when swaramd's first audio came
         self._first_audio: int | None = None
         self._tail = np.zeros(len(self.response) + 4096, np.float32)
+        # Overlap-add by FFT (the response's spectrum once): a period costs well under a
+        # millisecond in JACK's thread, so the room itself does not make the rig late.
+        self._fft_n = 1 << (len(self.response) + 4096).bit_length()
+        self._spectrum = np.fft.rfft(self.response, self._fft_n)
         self._client: Any = None
         self._cb = _PROCESS(self._process)
 
@@ -105,6 +109,12 @@ class JackRoom:
             if m > 0:
                 self.user_track[start:start + m] = self.user[:m]
 
+    def speak_at(self, start: int, words: np.ndarray) -> None:
+        """The user says `words` from room sample `start` on (call it ahead of `pos`)."""
+        m = min(len(words), len(self.user_track) - start)
+        if m > 0:
+            self.user_track[start:start + m] = words[:m]
+
     def user_starts(self) -> list[int]:
         """Room samples at which the user starts speaking (once the speaker has sounded)."""
         assert self._first_audio is not None
@@ -125,7 +135,8 @@ class JackRoom:
             self._first_audio = pos
             self._place_user(pos)
             self.started.set()
-        echo = np.convolve(played, self.response)
+        echo = np.fft.irfft(np.fft.rfft(played, self._fft_n) * self._spectrum,
+                            self._fft_n)[:n + len(self.response) - 1].astype(np.float32)
         tail = self._tail
         tail[:len(echo)] += echo
         out = tail[:n] + self.user_track[pos:end]
