@@ -18,7 +18,7 @@ readonly MAX_KEY_BYTES=4096
 # Runtime and build needs: PyAudio has no Linux wheels and compiles against
 # PortAudio and the Python headers; venv needs ensurepip; alsa-utils gives
 # aplay/arecord/alsamixer to check the sound card.
-readonly APT_PACKAGES="python3 python3-venv python3-dev gcc libc6-dev portaudio19-dev alsa-utils"
+readonly APT_PACKAGES="python3 python3-venv python3-dev gcc libc6-dev portaudio19-dev alsa-utils libspeexdsp1"
 
 usage() {
     cat <<'EOF'

@@ -104,7 +104,7 @@ class Daemon:
         self._uplink_captured = 0
         self._uplink_sent = 0
         self.conversation = Conversation(
-            cfg.conversation.mode, duplex=cfg.audio.duplex,
+            cfg.conversation.mode, duplex="full" if cfg.audio.duplex == "full" else "half",
             echo_tail_s=cfg.audio.echo_tail_ms / 1000,
             idle_timeout_s=cfg.conversation.idle_timeout_s, earcon_s=earcons.durations(),
             wake_word=cfg.conversation.wake_word != "none")
@@ -128,6 +128,7 @@ class Daemon:
         self.engine = open_audio(self.cfg.audio, loop, self._state_dir,
                                  on_health=self._on_audio_health, tuning=self._engine_tuning,
                                  **self._engine_options)
+        self.conversation.duplex = self._effective_duplex(self.engine)
         self.link = Link(self.cfg.server.url, lambda: self._key, self._session_update,
                          self, policy=self._policy, timings=self._link_timings)
         self._install_signals(loop)
@@ -222,6 +223,18 @@ class Daemon:
         if self.link is not None and self.link.state is LinkState.HALTED:
             self._apply(self.conversation.on_panel(PanelInput.RETRY, time.monotonic()))
         self._notifier.ready(self.conversation.shown.value)
+
+    def _effective_duplex(self, engine: AudioEngine) -> str:
+        """`audio.duplex: auto` is full while the echo canceller runs, else half (said once)."""
+        if self.cfg.audio.duplex != "auto":
+            return self.cfg.audio.duplex
+        if engine.echo is not None:
+            return "full"
+        # Two WAV files never echo: nothing to warn about there.
+        report = log.warning if engine.hears_speaker else log.info
+        report("half duplex (the mic is shut while the speaker plays): no echo cancellation, "
+               "because %s", engine.echo_problem)
+        return "half"
 
     def _session_update(self) -> dict[str, Any]:
         """The opening `session.update`, from the config as it is now (SIGHUP may change it)."""
@@ -463,6 +476,7 @@ class Daemon:
             self.status.audio.underruns = counters.underruns
             self.status.audio.overruns = counters.overruns
             self.status.audio.dropped_frames = counters.dropped_frames
+            self.status.audio.echo_cancel = engine.echo_status()
         self.status.protocol.failed_responses = self.conversation.failed_responses
         self.status.extra = {
             "mode": self.cfg.conversation.mode,

@@ -134,13 +134,14 @@ def make_daemon(tmp: Path, url: str, duplex: str) -> Daemon:
     cfg = parse_config(f"""
 server: {{url: "{url}", api_key_file: "{tmp / 'key'}"}}
 audio: {{backend: pyaudio, input_device: swaram_mic, output_device: swaram_spk,
-         gate: open, duplex: {duplex}}}
+         gate: open, duplex: {duplex}, echo_cancel: off}}
 gpio: {{pin_factory: none}}
 conversation: {{mode: always_on}}
 control: {{socket: "{tmp / 'control.sock'}"}}
 log: {{level: debug}}
 """, str(tmp / "config.yaml"))
     # The engine's tuning is the appliance's default (retry_delay_s 3.0): no engine_tuning.
+    # The file mic hears no speaker and its values are checked exactly: no echo canceller.
     return Daemon(cfg, link_timings=LinkTimings(ping_interval=2, ping_timeout=2))
 
 

@@ -5,7 +5,7 @@
 set -eu
 
 PYTHON=${PYTHON:-python3}
-need="portaudio19-dev libasound2-dev libasound2-plugins alsa-utils jackd2 systemd espeak-ng"
+need="portaudio19-dev libasound2-dev libasound2-plugins alsa-utils jackd2 systemd libspeexdsp1 espeak-ng"
 
 # PyAudio compiles against the running Python's headers; venv needs ensurepip.
 if ! "$PYTHON" -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null; then

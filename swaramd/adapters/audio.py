@@ -10,8 +10,10 @@ wake, 50 times a second) and in `loop.call_soon_threadsafe` for the rare
 events (DESIGN §1):
 
     device thread                        asyncio loop
-    capture period -> SampleRing  ---wake--> pump: resample, frame, backlog -> next_frame()
+    capture period -> SampleRing  ---wake--> pump: resample, cancel echo, mic steps,
+                                                   frame, backlog -> next_frame()
     render period  <- PlaybackBuffer <------ play(): decode, resample
+    render period  -> reference SampleRing --> pump: the canceller's reference
     open / fail / recover --------------wake--> health callback (state audio_error)
 
 Rules this module keeps:
@@ -26,6 +28,13 @@ Rules this module keeps:
   device thread.
 - The uplink backlog is bounded: when the link lags, the oldest frames go and
   are counted, so an outage never grows memory.
+- Echo cancellation (`audio.echo_cancel`, `core.echo`) runs in the pump, on
+  the loop, before framing: the uplink, the mic gate and every `MicStep`
+  hear the cancelled mic. The render period copies what it wrote (after
+  volume, silence included) into a preallocated reference ring, with the
+  time it reaches the DAC; the capture period notes when it left the ADC.
+  That copy is all the device thread does for it. The canceller lives as
+  long as the engine: never reset per reply or per device reopen.
 - Device trouble is a state (`AudioHealth.ERROR`, the appliance's
   `audio_error`), reported on the loop, never an exception into the daemon;
   the backend retries by itself, with a delay, never in a tight loop.
@@ -51,6 +60,7 @@ import soxr
 from swaramd.adapters.volume import Volume
 from swaramd.core.backlog import FrameBacklog, Framer
 from swaramd.core.config import AudioConfig, Backend
+from swaramd.core.echo import EchoCanceller, MicStep
 from swaramd.core.errors import AudioDeviceError
 from swaramd.core.jitter import PlaybackBuffer
 from swaramd.core.ring import SampleRing, Samples
@@ -62,6 +72,8 @@ WIRE_RATE = 24_000
 # within 100 ms (DESIGN §4), and the WAV backend must flush its file every 20 ms (§3).
 MAX_DEVICE_PERIOD_MS = 20
 _UNITY_Q15 = 1 << 15
+ECHO_FRAME_MS = 20       # the canceller's frame: one device period
+ECHO_FILTER_MS = 300     # the echo tail it cancels, from the estimated delay on
 
 
 class AudioHealth(StrEnum):
@@ -109,6 +121,7 @@ class AudioEngine(abc.ABC):
     """Microphone frames out, reply audio in, with health and counters; see the module doc."""
 
     _thread_name = "swaramd-audio-device"
+    hears_speaker = True      # the microphone can hear the speaker: echo cancellation applies
 
     def __init__(self, cfg: AudioConfig, loop: asyncio.AbstractEventLoop, volume: Volume,
                  *, on_health: HealthCallback | None = None,
@@ -153,7 +166,31 @@ class AudioEngine(abc.ABC):
         self._error_since: float | None = None  # when the current audio_error period began
         self._ok_since = 0.0
         self._render_mark = (0, 0.0)        # (device position, when it reaches the DAC)
+        self._mic_steps: list[MicStep] = []
+        self._reference: SampleRing | None = None   # what the speaker played, for the canceller
+        self._reference_mark = (0, 0.0)     # (reference ring position, when it reached the DAC)
+        self._capture_mark = (0, 0.0)       # (capture ring position, when it left the ADC)
+        self._ref_up: Any = None            # soxr.ResampleStream output rate -> 24 kHz
+        self.echo: EchoCanceller | None = None
+        self.echo_problem: str | None = None    # why echo cancellation does not run
+        self._start_echo_canceller()
         self._prepare_device(WIRE_RATE, WIRE_RATE, self._frame_samples, 0.0)
+
+    def _start_echo_canceller(self) -> None:
+        """Make the one canceller of the engine's life, or note why there is none."""
+        if self.cfg.echo_cancel != "on":
+            self.echo_problem = "audio.echo_cancel is off"
+        elif not self.hears_speaker:
+            self.echo_problem = f"the {self.cfg.backend} backend's microphone hears no speaker"
+        else:
+            from swaramd.adapters.speex import SpeexEchoKernel, SpeexUnavailable
+            try:
+                kernel = SpeexEchoKernel(WIRE_RATE * ECHO_FRAME_MS // 1000,
+                                         WIRE_RATE * ECHO_FILTER_MS // 1000, WIRE_RATE)
+            except SpeexUnavailable as exc:
+                self.echo_problem = str(exc)
+            else:
+                self.echo = EchoCanceller(kernel, WIRE_RATE)
 
     # --- life cycle --------------------------------------------------------
 
@@ -293,6 +330,18 @@ class AudioEngine(abc.ABC):
         heard = handed - max(0.0, last_pos - played)
         return max(0, round(min(heard, handed) * WIRE_RATE / self._out_rate))
 
+    def add_mic_step(self, step: MicStep) -> None:
+        """Run `step` on every captured block, after the echo canceller, in the order
+        added (see `core.echo.MicStep`). It sees the mic even while the uplink is off."""
+        self._mic_steps.append(step)
+
+    def echo_status(self) -> dict[str, Any]:
+        """The `audio.echo_cancel` object of `swaramd status`."""
+        if self.echo is None:
+            return {"active": False, "erle_db": None, "delay_ms": None,
+                    "reason": self.echo_problem}
+        return self.echo.stats().as_dict()
+
     def set_volume(self, level: int) -> int:
         """Set the speaker level (0-100), applied from the next period and persisted."""
         level = self.volume.set(level)
@@ -387,6 +436,9 @@ class AudioEngine(abc.ABC):
             self._playback = PlaybackBuffer(max(out_rate, int(out_rate * t.playback_s)),
                                             out_rate * self.cfg.prebuffer_ms // 1000)
             self._out_rate = out_rate
+            if self.echo is not None:
+                self._reference = SampleRing(out_rate)
+                self._ref_up = None
 
     def _report_health(self, health: AudioHealth, reason: str | None = None) -> None:
         """Tell the loop the devices opened, failed or recovered (thread-safe)."""
@@ -397,11 +449,14 @@ class AudioEngine(abc.ABC):
 
     # --- for backends: the device thread, once per period ------------------
 
-    def _on_capture(self, samples: Samples) -> None:
-        """Hand one captured period (mono, device rate) to the loop. Device thread only."""
-        self._last_capture = time.monotonic()
+    def _on_capture(self, samples: Samples, adc_time: float | None = None) -> None:
+        """Hand one captured period (mono, device rate) to the loop; `adc_time` is the
+        `time.monotonic()` at which its first sample was captured. Device thread only."""
+        now = self._last_capture = time.monotonic()
         cap = self._capture
         assert cap is not None
+        when = now - len(samples) / self._in_rate if adc_time is None else adc_time
+        self._capture_mark = (cap.written, when)
         cap.write(samples)
         if not self._pump_pending:
             self._pump_pending = True
@@ -425,6 +480,10 @@ class AudioEngine(abc.ABC):
             np.multiply(out, gain, out=scratch, dtype=np.int32)
             np.right_shift(scratch, 15, out=scratch)
             np.copyto(out, scratch, casting="unsafe")
+        ref = self._reference
+        if ref is not None:                 # the canceller's reference: exactly what played
+            self._reference_mark = (ref.written, now + latency_s)
+            ref.write(out)
         if drained:
             try:
                 self._loop.call_soon_threadsafe(self._schedule_drained_check)
@@ -449,18 +508,44 @@ class AudioEngine(abc.ABC):
         self._pump_pending = False
         cap = self._capture
         assert cap is not None
+        first = cap.oldest
         samples = cap.read()
         if not len(samples):
             return
+        mark_pos, mark_time = self._capture_mark
+        t = mark_time + (first - mark_pos) / self._in_rate
         up = self._upsampler()
         if up is not None:
             samples = up.resample_chunk(samples)
+        if self.echo is not None:
+            self._feed_reference(self.echo)
+            samples = self.echo.process(samples, t)
+        for step in self._mic_steps:
+            samples = step.process(samples, t)
         if not self.uplink_enabled:
             return
         for frame in self._framer.feed(samples):
             self._backlog.push(frame)
         if len(self._backlog):
             self._frame_ready.set()
+
+    def _feed_reference(self, echo: EchoCanceller) -> None:
+        """Hand the canceller what the speaker played since the last pump, at 24 kHz."""
+        ref = self._reference
+        if ref is None:
+            return
+        first = ref.oldest
+        samples = ref.read()
+        if not len(samples):
+            return
+        mark_pos, mark_time = self._reference_mark
+        t = mark_time + (first - mark_pos) / self._out_rate
+        if self._out_rate != WIRE_RATE:
+            if self._ref_up is None:
+                self._ref_up = soxr.ResampleStream(self._out_rate, WIRE_RATE, 1, dtype="int16",
+                                                   quality="HQ")
+            samples = self._ref_up.resample_chunk(samples)
+        echo.push_reference(samples, t)
 
     def _upsampler(self) -> Any:
         self._check_resampler_rate()
@@ -512,6 +597,8 @@ class AudioEngine(abc.ABC):
             self._up = None
         elif health is AudioHealth.OK and previous is AudioHealth.ERROR:
             log.info("audio devices recovered (in %d Hz, out %d Hz)", *self.device_rates)
+            if self.echo is not None:
+                self.echo.devices_restarted()
         if self.on_health is not None:
             self.on_health(health, reason)
 

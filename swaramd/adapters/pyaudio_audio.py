@@ -220,7 +220,10 @@ class PyAudioEngine(AudioEngine):
         if in_data:
             samples = np.frombuffer(in_data, dtype=np.int16)
             ch = self._in_channels
-            self._on_capture(samples if ch == 1 else samples[::ch])
+            # When the first sample left the ADC, on our clock (the echo canceller's alignment).
+            ago = time_info["current_time"] - time_info["input_buffer_adc_time"]
+            adc = time.monotonic() - ago if 0.0 <= ago < 1.0 else None
+            self._on_capture(samples if ch == 1 else samples[::ch], adc)
         return None, pyaudio.paContinue
 
     def _output_callback(self, in_data: bytes | None, frame_count: int, time_info: Any,

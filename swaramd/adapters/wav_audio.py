@@ -42,6 +42,7 @@ class WavAudioEngine(AudioEngine):
     """The audio engine on WAV files, in real time."""
 
     _thread_name = "swaramd-wav-audio"
+    hears_speaker = False     # two files: nothing the speaker plays reaches the microphone
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

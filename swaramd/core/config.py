@@ -90,7 +90,8 @@ class AudioConfig:
     frame_ms: int = 20
     wav_input: Path | None = None
     wav_output: Path | None = None
-    duplex: str = "half"
+    duplex: str = "auto"
+    echo_cancel: str = "on"
     gate: Gate = Gate.OPEN
     prebuffer_ms: int = 80
     echo_tail_ms: int = 300
@@ -195,6 +196,13 @@ def _choice(*choices: str) -> Check:
             raise _Bad(f"must be one of {', '.join(choices)} (got {_show(v)})")
         return v
     return check
+
+
+def _on_off(v: Any) -> str:
+    # YAML 1.1 reads a bare on/off (and yes/no, true/false) as a boolean.
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    return str(_choice("on", "off")(v))
 
 
 def _int(lo: int, hi: int) -> Check:
@@ -389,7 +397,8 @@ SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
         "frame_ms": _int(10, 200),
         "wav_input": _optional(_path),
         "wav_output": _optional(_path),
-        "duplex": _choice("half", "full"),
+        "duplex": _choice("auto", "half", "full"),
+        "echo_cancel": _on_off,
         "gate": _optional(_one_of(Gate)),
         "prebuffer_ms": _int(0, 2000),
         "echo_tail_ms": _int(0, 5000),

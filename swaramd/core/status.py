@@ -19,6 +19,7 @@ class AudioCounters:
     underruns: int = 0
     overruns: int = 0
     dropped_frames: int = 0
+    echo_cancel: dict[str, Any] | None = None   # the engine's echo canceller, when known
 
 
 @dataclass(slots=True)
@@ -93,6 +94,8 @@ class Status:
                 "underruns": self.audio.underruns,
                 "overruns": self.audio.overruns,
                 "dropped_frames": self.audio.dropped_frames,
+                "echo_cancel": self.audio.echo_cancel or {
+                    "active": False, "erle_db": None, "delay_ms": None},
             },
             "protocol": {
                 "malformed_frames": self.protocol.malformed_frames,

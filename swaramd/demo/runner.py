@@ -15,9 +15,10 @@ Choices, and why:
 - `audio.gate: open` (on_demand's default): all mic audio goes up, so the
   simulated service's own VAD does the turn-taking, as the real one does.
 - `audio.duplex: full`: the WAV "microphone" hears no echo, like hardware
-  with echo cancellation. With `half` (the default, for a bare mic beside a
-  speaker) the service cannot hear the user over a reply, and the barge-in
-  would be the button's job. `--audio` runs half duplex for that reason.
+  with echo cancellation. With `half` (what `auto` is without echo
+  cancellation, as with the WAV backend) the service cannot hear the user
+  over a reply, and the barge-in would be the button's job. `--audio` runs
+  half duplex so that the played-back words never reach the mic.
 """
 
 from __future__ import annotations

@@ -34,7 +34,10 @@ def preflight_audio() -> None:
 async def audio_demo(seconds: float, tmp: Path, tl: Timeline) -> int:
     """The real microphone and speaker; the simulated service plays each utterance back."""
     async with SimulatedSwaram(EchoScript(), listener=JournalLines(tl)) as sim:
-        cfg = write_config(tmp, sim.url, audio={"backend": "pyaudio", "gate": "open"},
+        # Half duplex: every utterance is played back, and the mic must not hear it
+        # whatever the room (the echo canceller may still be learning it).
+        cfg = write_config(tmp, sim.url,
+                           audio={"backend": "pyaudio", "gate": "open", "duplex": "half"},
                            gpio={"pin_factory": "none"}, conversation={"mode": "always_on"})
         tl.say("swaramd demo --audio: your microphone and speaker, the real daemon, and a "
                "simulated service that plays your words back.")

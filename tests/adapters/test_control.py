@@ -32,7 +32,9 @@ async def test_status_over_the_socket(tmp_path):
         assert FIELDS <= set(reply)
         assert reply["state"] == "idle" and reply["halt_reason"] is None
         assert reply["uptime_s"] >= 5
-        assert reply["audio"] == {"underruns": 2, "overruns": 0, "dropped_frames": 0}
+        assert reply["audio"] == {"underruns": 2, "overruns": 0, "dropped_frames": 0,
+                                  "echo_cancel": {"active": False, "erle_db": None,
+                                                  "delay_ms": None}}
         assert reply["protocol"] == {"malformed_frames": 3, "error_events": 0,
                                      "failed_responses": 0}
         status.state, status.halt_reason, status.last_close_code = \

@@ -94,3 +94,41 @@ def test_a_wav_input_of_the_wrong_shape_is_refused(tmp_path: Path) -> None:
     cfg = AudioConfig(backend="wav", wav_input=bad)
     with pytest.raises(AudioDeviceError, match="24000 Hz mono"):
         open_audio(cfg, asyncio.new_event_loop(), tmp_path)
+
+
+class Halver:
+    """A mic step that listens (records what it hears, with times) and halves the level."""
+
+    def __init__(self) -> None:
+        self.heard: list[np.ndarray] = []
+        self.times: list[float] = []
+
+    def process(self, samples: np.ndarray, t: float) -> np.ndarray:
+        self.heard.append(samples.copy())
+        self.times.append(t)
+        return samples // 2
+
+
+async def test_mic_steps_hear_every_block_in_order_and_feed_the_uplink(tmp_path: Path) -> None:
+    signal = (np.arange(12_000) % 5000 + 2).astype(np.int16)          # 0.5 s
+    cfg = AudioConfig(backend="wav", wav_input=write_wav(tmp_path / "in.wav", signal))
+    engine = open_audio(cfg, asyncio.get_running_loop(), tmp_path)
+    first, second = Halver(), Halver()
+    engine.add_mic_step(first)
+    engine.add_mic_step(second)
+    assert engine.echo is None and engine.echo_status()["active"] is False
+    before = time.monotonic()
+    assert await engine.start() is AudioHealth.OK
+    frames = []
+    try:
+        async with asyncio.timeout(5):
+            while len(frames) < 25:
+                frames.append(await engine.next_frame())
+    finally:
+        engine.stop()
+    got = np.frombuffer(b"".join(frames), dtype="<i2")
+    assert np.array_equal(np.concatenate(first.heard)[:12_000], signal)
+    assert np.array_equal(np.concatenate(second.heard)[:12_000], signal // 2)
+    assert np.array_equal(got[:12_000], signal // 4)
+    assert before - 0.1 < first.times[0] < time.monotonic()
+    assert all(b > a for a, b in zip(first.times, first.times[1:], strict=False))

@@ -25,6 +25,18 @@ def test_the_shipped_config_is_valid_and_equals_the_defaults():
         assert getattr(shipped, section) == getattr(defaults, section), section
 
 
+@pytest.mark.parametrize(("value", "expected"), [
+    ("on", "on"), ("off", "off"), ('"on"', "on"), ('"off"', "off"), ("true", "on"),
+    ("false", "off")])
+def test_echo_cancel_takes_on_and_off_as_yaml_reads_them(value, expected):
+    cfg = parse_config(f"audio:\n  echo_cancel: {value}\n", "c.yaml")
+    assert cfg.audio.echo_cancel == expected
+
+
+def test_echo_cancellation_and_auto_duplex_are_the_defaults():
+    assert (Config().audio.echo_cancel, Config().audio.duplex) == ("on", "auto")
+
+
 def test_an_empty_file_gives_the_defaults():
     assert parse_config("", "c.yaml").server == Config().server
 
@@ -35,7 +47,8 @@ def test_an_empty_file_gives_the_defaults():
     ("- a\n- b\n", "c.yaml:1: must be a mapping"),
     ("audio:\n  frame_ms: twenty\n", "c.yaml:2: audio.frame_ms: must be a whole number"),
     ("audio:\n  frame_ms: 5\n", "c.yaml:2: audio.frame_ms: must be from 10 to 200 (got 5)"),
-    ("audio:\n  duplex: quarter\n", "c.yaml:2: audio.duplex: must be one of half, full"),
+    ("audio:\n  duplex: quarter\n", "c.yaml:2: audio.duplex: must be one of auto, half, full"),
+    ("audio:\n  echo_cancel: maybe\n", "c.yaml:2: audio.echo_cancel: must be one of on, off"),
     ("gpio:\n  button_pin: true\n", "c.yaml:2: gpio.button_pin: must be a whole number"),
     ("gpio:\n  led_active_high: 1\n", "c.yaml:2: gpio.led_active_high: must be true or false"),
     ("log:\n  level: loud\n", "c.yaml:2: log.level: must be one of debug, info"),

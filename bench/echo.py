@@ -1,0 +1,147 @@
+"""Benchmark of the echo canceller on a synthetic room (not a test).
+
+    .venv/bin/python bench/echo.py [--delay-ms 40] [--echo-db 6] [--tail-ms 250]
+
+A 38 s scene at 24 kHz, as a bare mic beside the speaker hears it: the reply
+(espeak-ng speech when installed) alone 0-12 s, the user talking over it
+12-20 s, the user alone 21-28 s, the reply alone again 28-38 s; the echo comes
+through a delay, a decaying tail and a gain (`--echo-db` over the user's
+voice), with a little room noise. The mic and the speaker are fed through
+`core.echo.EchoCanceller` + Speex in 20 ms periods, as the engine's pump does.
+
+It prints:
+- ERLE (echo removed, dB) while only the reply plays: its first 3 s, 3-12 s,
+  and 29-38 s (after the double talk), for the canceller's own output and for what leaves the guard
+  (the mic is held while the canceller learns);
+- the normalised correlation of the output with the clean user (best lag
+  0-100 ms), while both talk and while the user is alone;
+- an energy-VAD stand-in for the service's detector (a 100 ms chunk "is
+  speech" when its level is within 12 dB of the user's speech level): how many
+  reply-only chunks fire it, and the share of the user's chunks it finds;
+- CPU ms per audio second of the canceller (kernel + alignment + estimate),
+  over the whole scene and in its last 9 s (settled, the reply playing).
+Method and recorded figures: docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from swaramd.adapters.speex import SpeexEchoKernel
+from swaramd.core.echo import EchoCanceller
+from swaramd.demo import room
+
+R = room.RATE
+PERIOD = 480
+USER_RMS = 0.05
+CHUNK = R // 10
+KERNEL: dict[str, int] = {}
+
+
+def scene(delay_ms: float, echo_db: float, tail_ms: float) -> dict[str, np.ndarray]:
+    """The reply, the user and the mic on a 38 s time line."""
+    n = 38 * R
+    reply = np.concatenate([room.speech(s, "en", seed=i) for i, s in enumerate(room.SENTENCES)])
+    reply = np.tile(reply, int(np.ceil(n / len(reply))))[:n]
+    ref = np.zeros(n, np.float32)
+    ref[:20 * R] = reply[:20 * R]
+    ref[28 * R:] = reply[28 * R:]
+    said = room.speech("Stop please. I want to ask something else: the train to Kochi, "
+                       "when does it leave, and is there a seat by the window?",
+                       "en-us+f3", seed=9)
+    user = np.zeros(n, np.float32)
+    for start, end in ((12, 20), (21, 28)):
+        part = said[:(end - start) * R]
+        user[start * R:start * R + len(part)] = part
+    user = room.scale_to(user, USER_RMS)
+    echo = room.echo_of(ref, room.room_response(delay_ms, tail_ms))
+    echo = room.scale_to(echo, USER_RMS * 10 ** (echo_db / 20))
+    noise = np.random.default_rng(5).standard_normal(n).astype(np.float32) * USER_RMS / 100
+    return {"ref": ref, "user": user, "mic": echo + user + noise}
+
+
+def run(sc: dict[str, np.ndarray], hold: bool) -> tuple[np.ndarray, float, float]:
+    """The canceller's output (float), its CPU seconds, and those of 29-38 s."""
+    kernel = SpeexEchoKernel(PERIOD, int(R * 0.3), R, **KERNEL)
+    ec = EchoCanceller(kernel, R, hold_until_converged=hold)
+    mic, ref = room.to_pcm(sc["mic"]), room.to_pcm(sc["ref"])
+    outs = []
+    cpu = late = 0.0
+    for i in range(0, len(mic) - PERIOD + 1, PERIOD):
+        t = 100.0 + i / R
+        c0 = time.process_time()
+        ec.push_reference(ref[i:i + PERIOD], t)
+        out = ec.process(mic[i:i + PERIOD], t)
+        spent = time.process_time() - c0
+        cpu += spent
+        late += spent if i >= 29 * R else 0.0
+        outs.append(out)
+    out = np.concatenate(outs).astype(np.float32) / 32767
+    # While the speaker plays the output lags the mic by one kernel frame (20 ms).
+    full = np.zeros(len(mic), np.float32)
+    full[:len(out)] = out
+    return full, cpu, late
+
+
+def erle(mic: np.ndarray, out: np.ndarray, a: int, b: int) -> float:
+    e_out = float(np.dot(out[a:b], out[a:b]))
+    return float("inf") if e_out == 0 else 10 * np.log10(float(np.dot(mic[a:b], mic[a:b])) / e_out)
+
+
+def correlation(out: np.ndarray, user: np.ndarray, a: int, b: int) -> float:
+    best = 0.0
+    x = out[a:b]
+    for lag in range(0, R // 10, 8):
+        y = user[a - lag:b - lag]
+        best = max(best, float(np.dot(x, y) / np.sqrt(np.dot(x, x) * np.dot(y, y) + 1e-12)))
+    return best
+
+
+def chunk_db(x: np.ndarray) -> np.ndarray:
+    c = x[:len(x) // CHUNK * CHUNK].reshape(-1, CHUNK)
+    return 10 * np.log10(np.mean(c * c, axis=1) + 1e-12)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--delay-ms", type=float, default=40.0)
+    ap.add_argument("--echo-db", type=float, default=6.0)
+    ap.add_argument("--tail-ms", type=float, default=250.0)
+    args = ap.parse_args()
+    sc = scene(args.delay_ms, args.echo_db, args.tail_ms)
+    raw, _, _ = run(sc, hold=False)
+    out, cpu, late = run(sc, hold=True)
+    mic, user, ref = sc["mic"], sc["user"], sc["ref"]
+    seconds = len(mic) / R
+    print(f"room: delay {args.delay_ms:g} ms, tail {args.tail_ms:g} ms, echo "
+          f"{args.echo_db:+g} dB over the user; {seconds:.0f} s")
+    for name, sig in (("canceller", raw), ("after guard", out)):
+        print(f"ERLE {name:11s}  0-3 s {erle(mic, sig, 0, 3 * R):5.1f} dB   3-12 s "
+              f"{erle(mic, sig, 3 * R, 12 * R):5.1f} dB   29-38 s "
+              f"{erle(mic, sig, 29 * R, 38 * R):5.1f} dB")
+    print(f"correlation with the user: both talking {correlation(out, user, 13 * R, 20 * R):.3f}"
+          f"   user alone {correlation(out, user, 21 * R, 28 * R):.3f}")
+    user_level = 20 * np.log10(USER_RMS)
+    fires = chunk_db(out) > user_level - 12
+    ref_db, user_db = chunk_db(ref), chunk_db(user)
+    reply_only = (ref_db > -50) & (user_db < -80)
+    user_chunks = user_db > user_level - 12
+    print(f"VAD stand-in: fires on {int(np.sum(fires & reply_only))} of "
+          f"{int(np.sum(reply_only))} reply-only chunks (first 3 s: "
+          f"{int(np.sum((fires & reply_only)[:30]))}); finds "
+          f"{100 * np.mean(fires[user_chunks]):.0f} % of {int(np.sum(user_chunks))} user chunks "
+          f"({100 * np.mean(fires[user_chunks & (ref_db > -50)]):.0f} % while both talk)")
+    print(f"CPU: {1000 * cpu / seconds:.1f} ms per audio second over the scene (the "
+          f"first seconds' replay included); {1000 * late / 9:.1f} while the reply plays "
+          f"at 29-38 s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,485 @@
+"""Echo cancellation around a linear canceller: the reference, alignment and the guard.
+
+A bare microphone beside the speaker hears the reply. The canceller takes
+what the speaker played (the reference) out of what the microphone heard, so
+the service's voice detector hears the user and not the reply, and the user
+can talk over a reply. The adaptive filter itself is an `EchoKernel`
+(Speex's, in `adapters.speex`); this module owns everything around it, fed
+samples and their device times:
+
+    speaker samples + DAC time --push_reference--> reference history
+    mic samples + ADC time -----process----------> aligned reference -> kernel -> guard -> out
+
+Rules this module keeps:
+
+- The reference is what the speaker played: after volume, earcons and
+  silence included, one sample for every sample rendered. The kernel is fed
+  the reference sample that reached the speaker when the mic sample was
+  captured, shifted by the estimated acoustic delay less a small guard, so
+  the filter's tail covers the room whatever the delay (0 to `max_delay_ms`).
+- Device times map positions to time (`offset`: time of sample 0). They are
+  taken at their earliest (a callback may be late, never early), and the
+  alignment they give is kept (callback times jitter by
+  milliseconds); it moves only when they jump (a device reopened) or when the
+  delay estimate moves (clock drift between two devices). Moves are counted.
+- The acoustic delay is estimated now and then by a cross-correlation
+  (phase transform, on a 4x decimated second of audio) while the speaker
+  plays; two agreeing estimates move the alignment. Cheap and rare.
+- One canceller for the daemon's life: nothing here resets the filter per
+  reply. It learns the room during the first seconds of playback; until it
+  has converged (ERLE at least `CONVERGED_DB`, or the residual down at the
+  room's noise), the mic is held (silence) while the speaker plays, so an
+  unlearnt echo never reaches the service as "speech". The guard says so.
+- ERLE (echo return loss enhancement: mic energy over output energy) is
+  measured only while the reference is active, over about a second.
+- `MicStep` is the small interface the engine runs on every captured block
+  after the canceller (a wake-word detector hangs here): it sees the
+  cancelled mic at 24 kHz and may pass it on changed or unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+Samples = NDArray[np.int16]
+
+FRAME_MS = 10              # the kernel's frame
+FILTER_MS = 300            # the kernel's tail: the room's reverberation it can cancel
+GUARD_MS = 30              # the reference leads the estimated delay by this much
+MAX_DELAY_MS = 250         # acoustic + unreported device delay the estimate searches
+CLOCK_LEAK = 250e-6        # s per s: how fast a stream's time base may drift later
+NEGATIVE_DELAY_MS = 60     # the estimate also looks this far before the device times
+CONVERGED_DB = 12.0        # ERLE at which the guard trusts the canceller
+CONVERGED_HOLD_S = 0.5     # ... for this long while the speaker plays
+SLIPPED_DB = 3.0           # ERLE this low once converged: the echo has moved
+ACTIVE_DBFS = -60.0        # reference level above which the speaker "plays"
+ERLE_WINDOW_S = 1.0
+ESTIMATE_EVERY_S = 0.5     # while the speaker plays and the guard is learning
+CHECK_EVERY_S = 2.0        # once converged: watch for drift and slipped periods
+ESTIMATE_WINDOW_S = 2.0
+ESTIMATE_Z = 5.0           # correlation peak in standard deviations to believe it
+AGREE_MS = 2.0
+DECIMATE = 4
+WARM_UP_S = 4.0            # audio replayed through the filter once the delay is known
+WARM_UP_PASSES = 3
+WARM_UP_FRAMES = 8         # replayed kernel frames per captured frame (spreads the cost)
+_FULL = 32768.0
+
+
+class EchoKernel(Protocol):
+    """A linear echo canceller working on fixed frames (Speex's, in adapters.speex)."""
+
+    frame: int
+
+    def process(self, mic: Samples, ref: Samples, out: Samples,
+                linear: Samples | None = None) -> None:
+        """Cancel one frame of `mic` given the aligned `ref`; write the result to `out`."""
+
+
+class MicStep(Protocol):
+    """A step the engine runs on every captured block, after the echo canceller.
+
+    `samples` is 24 kHz mono int16 (echo-cancelled when cancellation runs); `t` is the
+    `time.monotonic()` at which its first sample was captured. Return the block to pass
+    on (the same array for a step that only listens). Runs on the asyncio loop; must
+    take well under a period (20 ms) and never block."""
+
+    def process(self, samples: Samples, t: float) -> Samples:
+        """Look at (or change) one captured block."""
+
+
+class Guard(StrEnum):
+    """What the convergence guard does with the mic."""
+
+    LEARNING = "learning"      # not converged: the mic is held while the speaker plays
+    CONVERGED = "converged"    # the canceller's output passes
+
+
+@dataclass(frozen=True, slots=True)
+class EchoStats:
+    """The `audio.echo_cancel` object of `swaramd status`."""
+
+    active: bool
+    erle_db: float | None
+    delay_ms: float | None
+    guard: Guard
+    held_s: float
+    realigns: int
+    drift_ppm: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stats as the status JSON wants them."""
+        return {"active": self.active,
+                "erle_db": None if self.erle_db is None else round(self.erle_db, 1),
+                "delay_ms": None if self.delay_ms is None else round(self.delay_ms, 1),
+                "guard": self.guard.value, "held_s": round(self.held_s, 2),
+                "realigns": self.realigns,
+                "drift_ppm": None if self.drift_ppm is None else round(self.drift_ppm, 1)}
+
+
+class _Clock:
+    """The time of sample 0 of a stream, from the times its blocks were handed over.
+
+    A callback can only be late, never early: the earliest times are the true ones.
+    So the estimate follows the minimum, rising slowly (`CLOCK_LEAK`) to follow a
+    device clock slower than ours. A reopened device starts a new time base: the
+    engine says so (`EchoCanceller.devices_restarted`)."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.offset: float | None = None
+
+    def update(self, index: int, t: float, n: int) -> None:
+        raw = t - index / self.rate
+        if self.offset is None or raw < self.offset:
+            self.offset = raw
+        else:
+            self.offset = min(raw, self.offset + CLOCK_LEAK * n / self.rate)
+
+
+class EchoCanceller:
+    """The mic's echo canceller: see the module doc. Loop thread only."""
+
+    def __init__(self, kernel: EchoKernel, rate: int = 24_000, *,
+                 max_delay_ms: float = MAX_DELAY_MS, hold_until_converged: bool = True,
+                 history_s: float = 3.0) -> None:
+        self.kernel = kernel
+        self.rate = rate
+        self.frame = kernel.frame
+        self.hold_until_converged = hold_until_converged
+        self._max_lag = int(rate * max_delay_ms / 1000) // DECIMATE * DECIMATE
+        self._neg_lag = int(rate * NEGATIVE_DELAY_MS / 1000) // DECIMATE * DECIMATE if \
+            max_delay_ms > 0 else 0
+        self._guard = int(rate * GUARD_MS / 1000)
+        n = self.frame
+        self._ref_hist: Samples = np.zeros(int(rate * history_s), dtype=np.int16)
+        self._ref_written = 0
+        self._ref_clock = _Clock(rate)
+        est = int(rate * ESTIMATE_WINDOW_S) // DECIMATE * DECIMATE
+        self._est_len = est
+        warm = int(rate * WARM_UP_S) // n * n
+        self._mic_hist: Samples = np.zeros(max(est, warm), dtype=np.int16)
+        self._warm_len = warm
+        self._warm: list[int] = []       # mic positions still to replay, newest last
+        self._scratch: Samples = np.zeros(n, dtype=np.int16)
+        self._mic_clock = _Clock(rate)
+        self._mic_count = 0              # mic samples ever processed (kernel frames)
+        self._pending: Samples = np.zeros(n, dtype=np.int16)
+        self._fill = 0
+        self._pending_t = 0.0
+        self._mic: Samples = np.zeros(n, dtype=np.int16)
+        self._ref: Samples = np.zeros(n, dtype=np.int16)
+        self._out: Samples = np.zeros(n, dtype=np.int16)
+        self._read_pos: int | None = None
+        self._shift = 0                  # reference samples the read lags the device time
+        self._delay: int | None = None   # estimated echo delay, samples
+        self._recent_lags: list[int] = []
+        self._next_estimate = 0
+        self._active_until = -1          # mic index until which the speaker counts as playing
+        self._erle_mic = 0.0
+        self._erle_out = 0.0
+        self._erle_n = 0
+        self._noise = -1.0               # mic energy while the speaker is silent
+        self._good_run = 0               # samples converged in a row
+        self.guard = Guard.LEARNING
+        self._gain = 0.0
+        self._held = 0
+        self.realigns = 0
+        self._bypassing = True           # the kernel rests while the speaker is silent
+        self._base: int | None = None
+        self._first_lag: tuple[int, int] | None = None   # (delay, mic position) first found
+        self._drift_ppm: float | None = None
+
+    # --- inputs --------------------------------------------------------------
+
+    def push_reference(self, samples: Samples, t: float) -> None:
+        """What the speaker played (after volume, silence included), and the
+        `time.monotonic()` at which its first sample reached the DAC."""
+        n = len(samples)
+        if n == 0:
+            return
+        self._ref_clock.update(self._ref_written, t, n)
+        hist = self._ref_hist
+        size = len(hist)
+        if n >= size:
+            samples, self._ref_written = samples[n - size:], self._ref_written + n - size
+            n = size
+        start = self._ref_written % size
+        first = min(n, size - start)
+        hist[start:start + first] = samples[:first]
+        hist[:n - first] = samples[first:]
+        self._ref_written += n
+
+    def process(self, samples: Samples, t: float) -> Samples:
+        """Cancel the echo in a captured block (its first sample captured at `t`);
+        returns the cleaned samples that complete kernel frames (any remainder waits)."""
+        n, frame = len(samples), self.frame
+        if n == 0:
+            return samples
+        if self._fill == 0:
+            self._pending_t = t
+        outs: list[Samples] = []
+        i = 0
+        while i < n:
+            take = min(frame - self._fill, n - i)
+            self._pending[self._fill:self._fill + take] = samples[i:i + take]
+            self._fill += take
+            i += take
+            if self._fill == frame:
+                outs.append(self._process_frame(self._pending, self._pending_t))
+                self._fill = 0
+                self._pending_t = t + i / self.rate
+        if not outs:
+            return np.zeros(0, dtype=np.int16)
+        return outs[0] if len(outs) == 1 else np.concatenate(outs)
+
+    def devices_restarted(self) -> None:
+        """The devices were reopened: their positions and times no longer relate as
+        before. The alignment is taken afresh; what the filter learnt is kept."""
+        self._ref_clock = _Clock(self.rate)
+        self._mic_clock = _Clock(self.rate)
+        self._base = None
+        self._delay, self._shift = None, 0
+        self._recent_lags.clear()
+        self._relearn()
+
+    def stats(self) -> EchoStats:
+        """ERLE, the delay estimate and the guard, for status."""
+        erle = None
+        if self._erle_n > self.rate // 2 and self._erle_out > 0:
+            erle = 10 * math.log10(max(self._erle_mic, 1e-9) / self._erle_out)
+        delay = None if self._delay is None else 1000 * self._delay / self.rate
+        return EchoStats(True, erle, delay, self.guard, self._held / self.rate,
+                         self.realigns, self._drift_ppm)
+
+    # --- one kernel frame ----------------------------------------------------
+
+    def _process_frame(self, mic: Samples, t: float) -> Samples:
+        frame, k = self.frame, self._mic_count
+        self._mic_clock.update(k, t, frame)
+        target = self._target(k)
+        pos = self._read_pos
+        if pos != target:
+            if pos is not None:
+                self.realigns += 1
+            pos = target
+        self._read_ref(pos, self._ref)
+        self._read_pos = pos + frame
+        self._remember_mic(mic)
+        self._mic_count = k + frame
+        if _energy(self._ref) > _level(ACTIVE_DBFS):
+            self._active_until = k + frame + self._guard + int(self.rate * FILTER_MS / 1000)
+        if k >= self._active_until:
+            return self._bypass_frame(mic)
+        self.kernel.process(mic, self._ref, self._out)
+        self._account(mic, self._out)
+        if self._mic_count >= self._next_estimate:
+            self._maybe_estimate()
+        result = self._apply_guard(self._out)
+        if self._bypassing:
+            # The kernel's output lags its input by one frame: the first frame after a
+            # bypass is the one already passed on raw. Dropping it keeps the stream whole.
+            self._bypassing = False
+            result = result[:0]
+        if self._warm:
+            self._warm_up_some()
+        return result
+
+    def _bypass_frame(self, mic: Samples) -> Samples:
+        """The speaker has been silent longer than the echo lasts: the mic passes
+        untouched and the kernel rests (no CPU while nobody speaks)."""
+        self._note_noise(_energy(mic))
+        if self._bypassing:
+            return mic.copy()
+        self._bypassing = True
+        # The kernel still holds the previous frame: let it out, then this one raw.
+        self.kernel.process(mic, self._ref, self._out)
+        return np.concatenate((self._apply_guard(self._out), mic))
+
+    def _base_delay(self) -> int:
+        """Reference samples between a mic sample's capture and the sample the speaker
+        played at that moment, by the device times (0 before both have spoken).
+
+        Taken once and kept: callback times jitter by milliseconds (by tens on a loaded
+        machine), which would move the alignment back and forth. Only reopened devices
+        take a new one; drift between two devices' clocks shows in the delay estimate."""
+        mo, ro = self._mic_clock.offset, self._ref_clock.offset
+        if mo is None or ro is None:
+            return 0
+        if self._base is None:
+            self._base = round((mo - ro) * self.rate)
+        return self._base
+
+    def _target(self, k: int) -> int:
+        """The reference position to feed with mic sample `k`."""
+        return k + self._base_delay() - self._shift
+
+    def _read_ref(self, pos: int, out: Samples) -> None:
+        """Copy reference samples [pos, pos+len(out)) into `out`; zeros where not held."""
+        hist, size, n = self._ref_hist, len(self._ref_hist), len(out)
+        lo, hi = max(pos, self._ref_written - size), min(pos + n, self._ref_written)
+        if lo >= hi:
+            out[:] = 0
+            return
+        out[:lo - pos] = 0
+        out[hi - pos:] = 0
+        a = lo % size
+        m = hi - lo
+        first = min(m, size - a)
+        out[lo - pos:lo - pos + first] = hist[a:a + first]
+        out[lo - pos + first:hi - pos] = hist[:m - first]
+
+    def _remember_mic(self, mic: Samples) -> None:
+        hist, n = self._mic_hist, len(mic)
+        hist[:-n] = hist[n:]
+        hist[-n:] = mic
+
+    # --- measurement and guard ---------------------------------------------
+
+    def _erle_below(self, db: float) -> bool:
+        return self._erle_mic < self._erle_out * 10 ** (db / 10)
+
+    def _note_noise(self, mic_e: float) -> None:
+        """The room's level while the speaker is silent (quick down, slow up)."""
+        if self._noise < 0 or mic_e < self._noise:
+            self._noise = mic_e
+        else:
+            self._noise += (mic_e - self._noise) * 0.01
+
+    def _account(self, mic: Samples, out: Samples) -> None:
+        frame = self.frame
+        mic_e, out_e = _energy(mic), _energy(out)
+        a = frame / (self.rate * ERLE_WINDOW_S)
+        self._erle_mic += (mic_e - self._erle_mic) * a
+        self._erle_out += (out_e - self._erle_out) * a
+        self._erle_n += frame
+        if self.guard is Guard.LEARNING:
+            quiet = max(self._noise * 4.0, _level(-50.0))
+            erle_ok = (self._erle_n > self.rate // 2 and self._erle_out > 0 and
+                       self._erle_mic > self._erle_out * 10 ** (CONVERGED_DB / 10))
+            residual_ok = self._erle_out <= quiet and self._erle_n > self.rate // 2
+            self._good_run = self._good_run + frame if (erle_ok or residual_ok) else 0
+            if self._good_run >= self.rate * CONVERGED_HOLD_S:
+                self.guard = Guard.CONVERGED
+
+    def _apply_guard(self, out: Samples) -> Samples:
+        playing = self._mic_count <= self._active_until
+        hold = self.hold_until_converged and self.guard is Guard.LEARNING and playing
+        want = 0.0 if hold else 1.0
+        result = out.copy()
+        if want == self._gain == 1.0:
+            return result
+        if hold:
+            self._held += len(out)
+        ramp = np.linspace(self._gain, want, len(out), dtype=np.float32)
+        result = (out.astype(np.float32) * ramp).astype(np.int16)
+        self._gain = want
+        return result
+
+    def _relearn(self) -> None:
+        """The echo moved in time: trust the filter again only once it has re-converged,
+        and help it there by replaying the last seconds through it (with the new
+        alignment), a few frames at a time."""
+        self.guard = Guard.LEARNING
+        self._good_run = 0
+        frame = self.frame
+        held = min(self._warm_len, self._mic_count) // frame * frame
+        first = self._mic_count - held
+        self._warm = [k for _ in range(WARM_UP_PASSES)
+                      for k in range(first, self._mic_count, frame)][::-1]
+
+    def _warm_up_some(self) -> None:
+        """Replay a few remembered frames through the kernel; their output is dropped."""
+        frame, hist, scratch = self.frame, self._mic_hist, self._scratch
+        ref = np.zeros(frame, dtype=np.int16)
+        for _ in range(min(WARM_UP_FRAMES, len(self._warm))):
+            k = self._warm.pop()
+            age = self._mic_count - k
+            if age > len(hist):
+                continue
+            start = len(hist) - age
+            self._read_ref(k + self._base_delay() - self._shift, ref)
+            self.kernel.process(np.ascontiguousarray(hist[start:start + frame]), ref, scratch)
+
+    # --- delay estimate ------------------------------------------------------
+
+    def _maybe_estimate(self) -> None:
+        settled = self.guard is Guard.CONVERGED and not self._erle_below(SLIPPED_DB)
+        self._next_estimate = self._mic_count + int(self.rate * (
+            CHECK_EVERY_S if settled else ESTIMATE_EVERY_S))
+        if self._mic_count < self._est_len or self._mic_count > self._active_until:
+            return
+        lag = self._estimate_lag()
+        if lag is None:
+            return
+        recent = self._recent_lags
+        recent.append(lag)
+        del recent[:-2]
+        # Speech has echoes of its own (a pitch period, a repeated syllable): believe a
+        # delay on two agreeing estimates. Once the filter works (ERLE good), leave the
+        # alignment alone: the filter is the better judge, and moving the reference
+        # under it would undo what it learnt. A slip (a period lost between the two
+        # directions, clock drift) shows as ERLE falling: then re-align.
+        if len(recent) == 2 and abs(recent[0] - recent[1]) <= self.rate * AGREE_MS / 1000 \
+                and (self._delay is None or self._erle_below(SLIPPED_DB)):
+            self._set_delay(lag)
+
+    def _estimate_lag(self) -> int | None:
+        """The echo's delay behind the device-time alignment, in samples, or None."""
+        w, d, neg = self._est_len, DECIMATE, self._neg_lag
+        k0 = self._mic_count - w
+        start = k0 + self._base_delay() - self._max_lag
+        ref = np.zeros(w + self._max_lag + neg, dtype=np.int16)
+        self._read_ref(start, ref)
+        if _energy(ref) < _level(ACTIVE_DBFS):
+            return None
+        x = ref[:len(ref) // d * d].astype(np.float32).reshape(-1, d).mean(axis=1)
+        y = self._mic_hist[len(self._mic_hist) - w:].astype(np.float32).reshape(-1, d).mean(axis=1)
+        n = 1 << int(len(x) + len(y)).bit_length()
+        spec = np.fft.rfft(y, n) * np.conj(np.fft.rfft(x, n))
+        spec /= np.abs(spec) + 1e-9
+        corr = np.fft.irfft(spec, n)
+        span = (self._max_lag + neg) // d
+        # y[i] ~ x[i + max_lag - lag]: the peak sits at circular index lag - max_lag,
+        # for lag from -neg (index n - span) to max_lag (index 0).
+        lags = np.concatenate((corr[n - span:], corr[:1]))
+        peak = int(np.argmax(lags))
+        spread = float(np.std(lags))
+        if spread <= 0 or (lags[peak] - float(np.mean(lags))) / spread < ESTIMATE_Z:
+            return None
+        return peak * d - neg
+
+    def _set_delay(self, lag: int) -> None:
+        if self._first_lag is None:
+            self._first_lag = (lag, self._mic_count)
+        elif self._mic_count - self._first_lag[1] > self.rate * 30:
+            self._drift_ppm = (lag - self._first_lag[0]) / (
+                self._mic_count - self._first_lag[1]) * 1e6
+        # The filter starts `guard` before the echo, never later than the device times
+        # say (a delay under the guard), nor later than the echo (a negative delay).
+        shift = lag - self._guard if lag >= self._guard else min(0, lag)
+        first = self._delay is None
+        self._delay = lag
+        if first or abs(shift - self._shift) > self.rate * AGREE_MS / 1000:
+            self._shift = shift
+            if first:
+                # The filter learnt under a guessed alignment: learn again, helped by
+                # the last seconds. Later moves (clock drift, a period slipped between
+                # the directions) re-align the reference under a filter that stays valid.
+                self._relearn()
+
+
+def _energy(x: Samples) -> float:
+    """Mean square of int16 samples, full scale 1.0."""
+    v = x.astype(np.float32) / _FULL
+    return float(np.dot(v, v)) / max(1, len(v))
+
+
+def _level(dbfs: float) -> float:
+    return float(10 ** (dbfs / 10))

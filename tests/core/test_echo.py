@@ -1,0 +1,186 @@
+"""The echo canceller on a synthetic room: echo removed, the user kept, the mic held
+while the canceller is still learning, the delay found without configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import pytest
+
+from swaramd.adapters.speex import SpeexEchoKernel
+from swaramd.core.echo import EchoCanceller, Guard, Samples
+from swaramd.demo import room
+
+R = room.RATE
+PERIOD = 480
+USER_RMS = 0.05
+
+
+@cache
+def voices() -> tuple[np.ndarray, np.ndarray]:
+    reply = np.concatenate([room.speech(s, "en", seed=i) for i, s in enumerate(room.SENTENCES)])
+    user = room.speech("Stop please, I want to ask about the train to Kochi instead.",
+                       "en-us+f3", seed=9)
+    return np.concatenate([reply, reply]), user
+
+
+@dataclass
+class Run:
+    mic: np.ndarray          # float, what the mic heard
+    user: np.ndarray         # float, the user alone
+    out: np.ndarray          # float, the canceller's output
+    reply_end: int
+    talk: list[int]          # where the user starts
+    canceller: EchoCanceller
+    guards: list[Guard]
+
+
+def simulate(delay_ms: float, echo_db: float, talk_s: tuple[float, ...] = (20.0,),
+             clock_offset_s: float = 0.0) -> Run:
+    reply, user = voices()
+    n_reply = len(reply)
+    total = n_reply + len(user) + 2 * R
+    ref = np.zeros(total, np.float32)
+    ref[:n_reply] = reply
+    talk = [int(s * R) for s in talk_s] + [n_reply + R]       # the last: after the reply
+    usr = np.zeros(total, np.float32)
+    for t in talk:
+        usr[t:t + len(user)] = user
+    usr = room.scale_to(usr, USER_RMS)
+    echo = room.scale_to(room.echo_of(ref, room.room_response(delay_ms, 250)),
+                         USER_RMS * 10 ** (echo_db / 20))
+    noise = np.random.default_rng(5).standard_normal(total).astype(np.float32) * USER_RMS / 100
+    mic = echo + usr + noise
+    mic_pcm, ref_pcm = room.to_pcm(mic), room.to_pcm(ref)
+    ec = EchoCanceller(SpeexEchoKernel(480, int(R * 0.3), R), R)
+    outs: list[Samples] = []
+    guards = []
+    for i in range(0, total - PERIOD + 1, PERIOD):
+        ec.push_reference(ref_pcm[i:i + PERIOD], 100.0 + i / R + clock_offset_s)
+        outs.append(ec.process(mic_pcm[i:i + PERIOD], 100.0 + i / R))
+        guards.append(ec.guard)
+    out = np.concatenate(outs).astype(np.float32) / 32767
+    return Run(mic[:len(out)], usr[:len(out)], out, n_reply, talk, ec, guards)
+
+
+def erle_db(run: Run, a: int, b: int) -> float:
+    m, o = run.mic[a:b], run.out[a:b]
+    return float(10 * np.log10(np.dot(m, m) / max(float(np.dot(o, o)), 1e-12)))
+
+
+def best_correlation(run: Run, start: int, length: int) -> float:
+    """Normalised correlation of the output with the clean user, at the best lag (0-100 ms)."""
+    best = 0.0
+    x = run.out[start:start + length]
+    for lag in range(0, R // 10, 16):
+        y = run.user[start - lag:start + length - lag]
+        best = max(best, float(np.dot(x, y) / np.sqrt(np.dot(x, x) * np.dot(y, y) + 1e-12)))
+    return best
+
+
+@pytest.mark.parametrize(("delay_ms", "echo_db"), [(20, 6), (80, 12), (150, 6), (150, 12)])
+def test_echo_removed_and_user_kept_in_double_talk(delay_ms, echo_db):
+    run = simulate(delay_ms, echo_db)
+    _, user = voices()
+    after_talk = run.talk[0] + len(user) + R // 2
+    assert erle_db(run, after_talk, run.reply_end) > 15
+    assert best_correlation(run, run.talk[0], len(user)) > 0.9
+    assert best_correlation(run, run.talk[1], len(user)) > 0.95
+    stats = run.canceller.stats()
+    assert stats.guard is Guard.CONVERGED
+    assert stats.delay_ms is not None and abs(stats.delay_ms - delay_ms) < 3
+    assert stats.erle_db is not None and stats.erle_db > 15
+
+
+def test_unconverged_canceller_holds_the_mic_while_the_speaker_plays():
+    run = simulate(60, 12, talk_s=())
+    # While it plays, the output lags the mic by a kernel frame (one period here).
+    first = int((run.guards.index(Guard.CONVERGED) - 1) * PERIOD)
+    assert first > R                      # it takes the first second(s) of the reply
+    # No echo gets through while it learns (the echo is 0.2 RMS; the room's noise 0.0005).
+    assert float(np.max(np.abs(run.out[:first]))) < 0.005
+    assert run.canceller.stats().held_s >= first / R - 0.1
+    # Once the reply is over, the user is heard again.
+    _, user = voices()
+    assert best_correlation(run, run.talk[-1], len(user)) > 0.95
+
+
+def test_device_time_offset_is_taken_into_account():
+    """The speaker's samples reach the DAC 70 ms after they were rendered (device
+    latency, reported in the times): of the 110 ms the echo lags the rendered
+    stream, the delay reported is the acoustic 40 ms; cancellation is unaffected."""
+    run = simulate(110, 6, clock_offset_s=0.07)
+    stats = run.canceller.stats()
+    assert stats.delay_ms is not None and abs(stats.delay_ms - 40) < 3
+    _, user = voices()
+    assert erle_db(run, run.talk[0] + len(user) + R // 2, run.reply_end) > 15
+
+
+class RecordingKernel:
+    """Passes the mic through and remembers which reference it was handed with which mic."""
+
+    frame = 240
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[int, int]] = []
+
+    def process(self, mic, ref, out, linear=None):
+        out[:] = mic
+        self.pairs.append((int(mic[0]), int(ref[0])))
+
+
+def test_reference_alignment_follows_device_times_and_counts_realigns():
+    kernel = RecordingKernel()
+    ec = EchoCanceller(kernel, R, history_s=6.0, max_delay_ms=0)   # device times only
+    ramp = (np.arange(5 * R) % 30000).astype(np.int16)
+    # The speaker's sample i reaches the DAC at 5.0 + i/R (rendered well ahead); the
+    # mic's sample j is captured at 5.010 + j/R: it hears the reference sample j + 240.
+    ec.push_reference(ramp[:3 * R + R // 2], 5.0)
+    for i in range(0, 2 * R, PERIOD):
+        ec.process(ramp[i:i + PERIOD], 5.010 + i / R)
+    assert {(r - m) % 30000 for m, r in kernel.pairs} == {240}
+    assert ec.realigns == 0
+    # Late callbacks (a loaded machine: up to 200 ms late, for seconds) move nothing.
+    for i in range(2 * R, 3 * R, PERIOD):
+        late = 0.2 * ((i // PERIOD) % 3 != 0)
+        ec.process(ramp[i:i + PERIOD], 5.010 + i / R + late)
+    assert ec.realigns == 0
+    assert {(r - m) % 30000 for m, r in kernel.pairs} == {240}
+    # The devices reopen; the mic now runs 50 ms later: one realignment.
+    ec.devices_restarted()
+    ec.push_reference(ramp[3 * R + R // 2:], 5.0 + 3.5)
+    for i in range(3 * R, 4 * R - 2 * PERIOD, PERIOD):
+        ec.process(ramp[i:i + PERIOD], 5.060 + i / R)
+    assert ec.realigns == 1
+    m, r = kernel.pairs[-1]
+    assert (r - m) % 30000 == 1440
+
+
+def test_stats_before_playback_have_no_erle_or_delay():
+    ec = EchoCanceller(RecordingKernel(), R)
+    for i in range(50):
+        ec.push_reference(np.zeros(PERIOD, np.int16), i * 0.02)
+        ec.process(np.zeros(PERIOD, np.int16), i * 0.02)
+    d = ec.stats().as_dict()
+    assert d["erle_db"] is None and d["delay_ms"] is None and d["guard"] == "learning"
+
+
+def test_silent_speaker_passes_the_mic_untouched_and_the_stream_stays_whole():
+    """No reply: the mic passes bit for bit (and the kernel rests). A reply starts
+    and ends: afterwards the mic is again bit for bit, at the same positions."""
+    rng = np.random.default_rng(2)
+    mic = (rng.standard_normal(8 * R) * 1000).astype(np.int16)
+    ref = np.zeros(8 * R, np.int16)
+    ref[2 * R:4 * R] = (rng.standard_normal(2 * R) * 3000).astype(np.int16)
+    kernel = SpeexEchoKernel(480, int(R * 0.3), R)
+    ec = EchoCanceller(kernel, R)
+    outs = []
+    for i in range(0, 8 * R, PERIOD):
+        ec.push_reference(ref[i:i + PERIOD], i / R)
+        outs.append(ec.process(mic[i:i + PERIOD], i / R))
+    out = np.concatenate(outs)
+    assert len(out) == len(mic)
+    assert np.array_equal(out[:2 * R], mic[:2 * R])
+    assert np.array_equal(out[5 * R:], mic[5 * R:])
