@@ -496,8 +496,11 @@ async def test_a_failed_reply_is_logged_and_counted(tmp_path, caplog):
 
 
 async def test_a_tool_result_never_crosses_into_the_next_session(tmp_path):
+    patched = asyncio.Event()   # the slow tool is in place before the call comes
+
     async def first(peer: Peer) -> None:
         await peer.setup()
+        await asyncio.wait_for(patched.wait(), 10)
         await peer.send({"type": "response.function_call_arguments.done",
                          "call_id": "c1", "name": "slow", "arguments": "{}"})
         await asyncio.sleep(0.3)
@@ -515,6 +518,7 @@ async def test_a_tool_result_never_crosses_into_the_next_session(tmp_path):
             return {"ok": True}
 
         daemon._tools = lambda: ToolRegistry([Tool("slow", "", {"type": "object"}, slow)])
+        patched.set()
         await wait_until(lambda: len(svc.peers) == 2 and daemon.link is not None
                          and daemon.link.live)
         await asyncio.sleep(2.0)   # the slow tool finishes meanwhile
