@@ -1,0 +1,40 @@
+#!/bin/sh
+# guest-base.sh MIRROR: run inside a fresh Debian 12 userland (under proot) to
+# make it what a Raspberry Pi OS Bookworm Lite image already has before
+# install.sh: apt sources with updates and security, the host's certificate
+# authorities, python3, procps and systemd (not running).
+set -eu
+mirror=$1
+export DEBIAN_FRONTEND=noninteractive
+
+cat >/etc/apt/sources.list <<EOT
+deb $mirror bookworm main
+deb $mirror bookworm-updates main
+deb http://deb.debian.org/debian-security bookworm-security main
+EOT
+# Downloaded packages stay in the cache bound over /var/cache/apt/archives.
+rm -f /etc/apt/apt.conf.d/docker-clean
+echo 'APT::Keep-Downloaded-Packages "true";' >/etc/apt/apt.conf.d/10pi-check-keep
+echo 'Acquire::Retries "3";' >/etc/apt/apt.conf.d/10pi-check-retries
+
+# systemd's package runs systemd-tmpfiles, which crashes proot (an assertion in
+# its path code). The /bin path is the one dpkg knows; /usr/bin is replaced at
+# unpack. A booted Pi runs the real one; here there is nothing to boot.
+dpkg-divert --local --rename --divert /bin/systemd-tmpfiles.real --add /bin/systemd-tmpfiles
+printf '#!/bin/sh\nexit 0\n' >/usr/bin/systemd-tmpfiles
+chmod 755 /usr/bin/systemd-tmpfiles
+
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+    ca-certificates systemd procps python3 sudo >/dev/null
+apt-get install -y -qq -f >/dev/null
+
+# The host's own certificate authorities (a proxy that inspects TLS signs with
+# one): pip trusts the system bundle through /etc/pip.conf.
+if [ -d /tmp/pi-check-ca ] && ls /tmp/pi-check-ca/*.crt >/dev/null 2>&1; then
+    cp /tmp/pi-check-ca/*.crt /usr/local/share/ca-certificates/
+    update-ca-certificates >/dev/null
+fi
+rm -rf /tmp/pi-check-ca
+printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' >/etc/pip.conf
+echo raspberrypi >/etc/hostname
