@@ -197,12 +197,22 @@ copy_checkout() {
 
 # ---------------------------------------------------------------- the check
 
+# build_stage NAME FUNCTION: one stage of building the userland, skipped when
+# an earlier run that stopped later already did it.
+build_stage() {
+    [[ -f $CACHE/.$1.done ]] && { say "$(printf '%-13s done before' "$1")"; return 0; }
+    step "$@"
+    touch -- "$CACHE/.$1.done"
+}
+
 if [[ -n ${PI_CHECK_REBUILD:-} || ! -f $PRISTINE ]]; then
-    rm -f -- "$PRISTINE"
-    step debootstrap-1 debootstrap_first
-    step debootstrap-2 debootstrap_second
-    step base-packages base_packages
+    [[ -z ${PI_CHECK_REBUILD:-} && -f $CACHE/.debootstrap-1.done ]] \
+        || rm -f -- "$PRISTINE" "$CACHE"/.*.done
+    build_stage debootstrap-1 debootstrap_first
+    build_stage debootstrap-2 debootstrap_second
+    build_stage base-packages base_packages
     step save-userland pack_userland
+    rm -f -- "$CACHE"/.*.done
 fi
 step unpack unpack_userland
 step copy-checkout copy_checkout

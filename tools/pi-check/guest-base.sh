@@ -16,6 +16,9 @@ EOT
 rm -f /etc/apt/apt.conf.d/docker-clean
 echo 'APT::Keep-Downloaded-Packages "true";' >/etc/apt/apt.conf.d/10pi-check-keep
 echo 'Acquire::Retries "3";' >/etc/apt/apt.conf.d/10pi-check-retries
+# apt's download methods run as the user _apt; under proot they cannot run
+# apt-key. A Pi does not need this.
+echo 'APT::Sandbox::User "root";' >/etc/apt/apt.conf.d/10pi-check-sandbox
 
 # systemd's package runs systemd-tmpfiles, which crashes proot (an assertion in
 # its path code). The /bin path is the one dpkg knows; /usr/bin is replaced at

@@ -28,6 +28,7 @@ case ${1:-} in
         "$SWARAMD" devices
         ;;
     demo)
+        cd /home/pi  # where it leaves its recording
         timeout -k 10 600 "$SWARAMD" demo
         ;;
     gpio)
@@ -36,6 +37,7 @@ case ${1:-} in
         # pin_factory: auto uses) takes first on a Pi.
         "$VENV/bin/python" - <<'PY'
 import importlib
+import importlib.metadata
 import platform
 
 try:
@@ -44,8 +46,6 @@ except ImportError as exc:
     print(f"lgpio importable: no ({exc})")
 else:
     print(f"lgpio importable: yes ({getattr(lgpio, '__file__', '?')})")
-import gpiozero
-
 order = ["gpiozero.pins.lgpio", "gpiozero.pins.rpigpio", "gpiozero.pins.pigpio",
          "gpiozero.pins.native"]
 usable = []
@@ -55,7 +55,7 @@ for name in order:
     except ImportError:
         continue
     usable.append(name.rsplit(".", 1)[1])
-print(f"gpiozero {gpiozero.__version__} on {platform.machine()}; backends that import: "
+print(f"gpiozero {importlib.metadata.version('gpiozero')} on {platform.machine()}; backends that import: "
       f"{', '.join(usable)}")
 print(f"pin_factory auto on a Pi: {usable[0] if usable else 'none'} "
       f"(gpiozero tries lgpio, rpigpio, pigpio, native in that order; a Pi 5 needs lgpio)")
@@ -70,7 +70,7 @@ PY
         start=$SECONDS
         PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/pip" install -q pymicro-wakeword
         echo "pip install pymicro-wakeword: $((SECONDS - start)) s"
-        "$VENV/bin/pip" list 2>/dev/null | grep -i -E '^(pymicro|numpy) '
+        "$VENV/bin/pip" list 2>/dev/null | grep -i -E '^(pymicro-|numpy )'
         # One second of silence through the features and the bundled okay_nabu model.
         "$VENV/bin/python" - <<'PY'
 from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures, Model
