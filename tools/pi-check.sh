@@ -214,12 +214,13 @@ if [[ -n ${PI_CHECK_REBUILD:-} || ! -f $PRISTINE ]]; then
     step save-userland pack_userland
     rm -f -- "$CACHE"/.*.done
 fi
+grep -h 'pi-check warning:' -- "$LOGS"/base-packages.log 2>/dev/null | sed "s/^pi-check /$PROG $ARCH: /" || true
 step unpack unpack_userland
 step copy-checkout copy_checkout
 for check in install reinstall check-config devices demo gpio speexdsp wakeword; do
     step "$check" guest /bin/bash /home/pi/guest-check.sh "$check"
 done
-for check in gpio speexdsp wakeword; do
+for check in install gpio speexdsp wakeword; do
     sed 's/^/    /' -- "$LOGS/$check.log"
 done
 say "disk: userland before install $(du -sh --apparent-size -- "$PRISTINE" | cut -f1)," \

@@ -7,11 +7,12 @@ set -eu
 mirror=$1
 export DEBIAN_FRONTEND=noninteractive
 
-cat >/etc/apt/sources.list <<EOT
-deb $mirror bookworm main
-deb $mirror bookworm-updates main
-deb http://deb.debian.org/debian-security bookworm-security main
-EOT
+sources() {
+    echo "deb $mirror bookworm main"
+    echo "deb $mirror bookworm-updates main"
+    [ "$1" = no-security ] || echo "deb http://deb.debian.org/debian-security bookworm-security main"
+}
+sources with-security >/etc/apt/sources.list
 # Downloaded packages stay in the cache bound over /var/cache/apt/archives.
 rm -f /etc/apt/apt.conf.d/docker-clean
 echo 'APT::Keep-Downloaded-Packages "true";' >/etc/apt/apt.conf.d/10pi-check-keep
@@ -27,7 +28,16 @@ dpkg-divert --local --rename --divert /bin/systemd-tmpfiles.real --add /bin/syst
 printf '#!/bin/sh\nexit 0\n' >/usr/bin/systemd-tmpfiles
 chmod 755 /usr/bin/systemd-tmpfiles
 
-apt-get update -qq
+# A mirror in mid-sync (or a stale cache in front of it) fails the update with
+# "File has unexpected size": try again, then do without the security suite.
+if ! apt-get update -qq; then
+    sleep 20
+    if ! apt-get update -qq; then
+        echo "pi-check warning: apt-get update failed twice; bookworm-security left out of this userland" >&2
+        sources no-security >/etc/apt/sources.list
+        apt-get update -qq
+    fi
+fi
 apt-get install -y -qq --no-install-recommends \
     ca-certificates systemd procps python3 sudo >/dev/null
 apt-get install -y -qq -f >/dev/null

@@ -10,8 +10,12 @@ readonly SWARAMD=$VENV/bin/swaramd
 
 case ${1:-} in
     install)
+        # Each line of install.sh's output with the seconds since it started:
+        # how the time splits between apt and pip.
         cd "$CLONE"
-        ./install.sh --key-file "$KEY_FILE"
+        ./install.sh --key-file "$KEY_FILE" 2>&1 | while IFS= read -r line; do
+            printf '%5d s  %s\n' "$SECONDS" "$line"
+        done
         ;;
     reinstall)
         cd "$CLONE"
