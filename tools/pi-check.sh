@@ -105,7 +105,6 @@ trap 'stop_child; exit 130' INT
 trap 'stop_child; exit 143' TERM
 
 TOTAL_START=$SECONDS
-STEP_START=0
 
 # step NAME COMMAND...: runs COMMAND (output to LOGS/NAME.log), prints one line
 # with its time, and stops the check naming NAME when it fails.
@@ -113,14 +112,17 @@ step() {
     local name=$1 rc=0 started elapsed
     shift
     started=$(date +%s.%N)
-    STEP_START=$started
     "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
     CHILD=$!
     wait "$CHILD" || rc=$?
     CHILD=""
     elapsed=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-    if ((rc != 0)); then
+    if ((rc == 124)); then
+        say "$(printf '%-13s FAILED: still running after %s s (PI_CHECK_STEP_TIMEOUT)' "$name" "$elapsed")"
+    elif ((rc != 0)); then
         say "$(printf '%-13s FAILED (exit %d) after %s s' "$name" "$rc" "$elapsed")"
+    fi
+    if ((rc != 0)); then
         tail -n 25 -- "$LOGS/$name.log" | sed 's/^/    /' >&2
         die "$ARCH: step $name failed; its whole output is in $LOGS/$name.log"
     fi
