@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: test lint typecheck pytest sysdeps venv bench demo clean
+.PHONY: test lint typecheck pytest sysdeps venv bench demo pi-check clean
 
 test: venv lint typecheck pytest
 
@@ -33,6 +33,11 @@ bench: venv
 # A whole conversation with the real daemon and a simulated service: no hardware, no key.
 demo: venv
 	$(BIN)/swaramd demo
+
+# install.sh and swaramd inside an emulated Raspberry Pi OS userland (ARCH=arm64
+# or armhf; root; minutes, not part of test). See docs/install.md.
+pi-check:
+	@bash tools/pi-check.sh $(ARCH)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

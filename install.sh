@@ -19,6 +19,11 @@ readonly MAX_KEY_BYTES=4096
 # PortAudio and the Python headers; venv needs ensurepip; alsa-utils gives
 # aplay/arecord/alsamixer to check the sound card.
 readonly APT_PACKAGES="python3 python3-venv python3-dev gcc libc6-dev portaudio19-dev alsa-utils libspeexdsp1"
+# 32-bit ARM (armhf): PyPI has no armv7 wheels for numpy, PyYAML or soxr, and
+# compiling numpy takes most of an hour on a Pi. There the virtualenv takes
+# Debian's numpy and PyYAML through the system site-packages, and soxr
+# compiles in minutes with g++, cmake and ninja.
+readonly ARMHF_PACKAGES="python3-numpy python3-yaml g++ cmake ninja-build"
 
 usage() {
     cat <<'EOF'
@@ -293,12 +298,22 @@ pkg_installed() {
 }
 
 VENV_SYSTEM_SITE=0
+EXTRA_PACKAGES=()
 # Raspberry Pi OS ships gpiozero's lgpio backend as python3-lgpio (plain
-# Debian 12 has no such package); the venv sees it through system site-packages.
-detect_lgpio() {
+# Debian 12 has no such package; pip then installs the lgpio wheel); the venv
+# sees it through system site-packages. On armhf the venv also takes numpy
+# and PyYAML from Debian.
+detect_system_packages() {
     if pkg_installed python3-lgpio || apt-cache show python3-lgpio >/dev/null 2>&1; then
         VENV_SYSTEM_SITE=1
+        EXTRA_PACKAGES+=(python3-lgpio)
     fi
+    case $(dpkg --print-architecture) in
+        armhf | armel)
+            VENV_SYSTEM_SITE=1
+            read -r -a EXTRA_PACKAGES <<<"${EXTRA_PACKAGES[*]} $ARMHF_PACKAGES"
+            ;;
+    esac
 }
 
 # The config names a wake word (conversation.wake_word): the venv gets the engine.
@@ -311,8 +326,7 @@ wants_wake_word() {
 install_packages() {
     local pkg missing=()
     local -a want
-    read -r -a want <<<"$APT_PACKAGES"
-    ((VENV_SYSTEM_SITE)) && want+=(python3-lgpio)
+    read -r -a want <<<"$APT_PACKAGES ${EXTRA_PACKAGES[*]}"
     # 32-bit Pi OS: the wake word's feature extractor has no wheel and builds with g++.
     if wants_wake_word && [[ $(uname -m) == armv* ]]; then want+=(g++); fi
     for pkg in "${want[@]}"; do
@@ -467,7 +481,7 @@ do_install() {
     refuse_links "$OPT/README.md" "$SHIPPED_CONFIG" "$STAMP" "$CONFIG" "$CONFIG.dist" "$KEY" "$UNIT"
     if real_system; then
         check_system
-        detect_lgpio
+        detect_system_packages
     fi
     read_key  # before anything changes: a bad key leaves the system as it was
     if real_system; then
