@@ -1,6 +1,6 @@
 #!/bin/bash
 # install.sh: installs swaramd from this checkout on Raspberry Pi OS Bookworm or
-# Debian 12 (DESIGN §6): system packages, a virtualenv in /opt/swaramd, the
+# Debian 12: system packages, a virtualenv in /opt/swaramd, the
 # config and key in /etc/swaramd, the systemd unit, then enable and start.
 # Idempotent: a second run with the same inputs changes nothing. `--root DIR`
 # stages the same files under DIR and leaves the running system alone.

@@ -1,4 +1,4 @@
-"""The `swaramd` command line (DESIGN §2). `main()` returns the exit code.
+"""The `swaramd` command line. `main()` returns the exit code.
 
 Exit codes: 0 success; 1 no daemon answered (`status`) or a crash; 78
 (EX_CONFIG) for any invalid config or key source, with one
@@ -161,7 +161,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; one sub-command per DESIGN §2 row."""
+    """The argument parser; one sub-command per documented command."""
     parser = argparse.ArgumentParser(
         prog="swaramd", description="Voice-appliance daemon for the swaram realtime service.")
     parser.add_argument("--version", action="version", version=f"swaramd {__version__}")

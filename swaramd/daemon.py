@@ -1,6 +1,6 @@
 """The daemon: one asyncio loop that owns every task and carries out the conversation's actions.
 
-Wiring only (STYLE.md): the conversation (core) decides, the adapters do.
+Wiring only: the conversation (core) decides, the adapters do.
 
     panel gestures --(core.panel table)--> Conversation.on_panel
     link states and events -------------> Conversation.on_link_* / on_event

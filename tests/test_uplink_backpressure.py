@@ -1,5 +1,5 @@
 """A service that stops reading: old audio is dropped at the uplink backlog and counted, and
-what is buffered between the backlog and the service stays near a second (DESIGN §4)."""
+what is buffered between the backlog and the service stays near a second."""
 
 from __future__ import annotations
 

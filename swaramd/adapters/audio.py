@@ -7,7 +7,7 @@ backend owns one device thread (PortAudio's, or its own) that calls
 asyncio loop. The two halves meet only in lock-guarded rings
 (`core.ring`, `core.jitter`), in an eventfd the loop watches (the capture
 wake, 50 times a second) and in `loop.call_soon_threadsafe` for the rare
-events (DESIGN §1):
+events:
 
     device thread                        asyncio loop
     capture period -> SampleRing  ---wake--> pump: resample, cancel echo, mic steps,
@@ -23,7 +23,7 @@ Rules this module keeps:
   already pending. That wake is one `eventfd_write`: `call_soon_threadsafe`
   also allocates a handle and copies a context in the device thread, and the
   loop's self-pipe drain raises and builds an exception on every wake.
-- Audio on the wire is 24 kHz mono PCM16 (DESIGN §4); the device may run at
+- Audio on the wire is 24 kHz mono PCM16; the device may run at
   another rate, and the resampling happens here, on the loop, never in the
   device thread.
 - The uplink backlog is bounded: when the link lags, the oldest frames go and
@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 
 WIRE_RATE = 24_000
 # A device period never exceeds this, whatever `frame_ms`: a flush must silence the speaker
-# within 100 ms (DESIGN §4), and the WAV backend must flush its file every 20 ms (§3).
+# within 100 ms, and the WAV backend must flush its file every 20 ms.
 MAX_DEVICE_PERIOD_MS = 20
 _UNITY_Q15 = 1 << 15
 ECHO_FRAME_MS = 20       # the canceller's frame: one device period
@@ -87,7 +87,7 @@ class AudioHealth(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class AudioCounters:
-    """The `audio` object of `swaramd status` (DESIGN §5)."""
+    """The `audio` object of `swaramd status`."""
 
     underruns: int
     overruns: int

@@ -6,7 +6,7 @@ listener (the conversation) is told about states and events. Timers that a
 pure core cannot own (keepalive, handshake and session-setup timeouts) live
 here.
 
-Session order (DESIGN §4): connect with `Authorization: Bearer`, send
+Session order: connect with `Authorization: Bearer`, send
 `session.update` first, then nothing else until `session.updated`; only then
 is the link LIVE and may audio flow. One outcome per attempt is fed to the
 policy.
@@ -86,9 +86,9 @@ class LinkTimings:
     """Every wait of the link has a bound; tests shorten them.
 
     A stalled peer is noticed within ping_interval + ping_timeout +
-    close_timeout = 21 s by default (DESIGN §4 asks for 30 s). The short
+    close_timeout = 21 s by default (30 s is the bound). The short
     close_timeout also bounds shutdown against a peer that never answers our
-    close (DESIGN: stop within 2 s).
+    close (a stop within 2 s).
     """
 
     open_timeout: float = 10.0

@@ -3,7 +3,7 @@
 Rules this module keeps:
 
 - Callback streams only. PortAudio's blocking read on plug-over-jack devices
-  was seen spinning at 100 % CPU (DESIGN §7); a callback that is not called is
+  was seen spinning at 100 % CPU; a callback that is not called is
   a stall we can see and act on.
 - Every PortAudio call other than the callbacks happens on one supervisor
   thread owned by the engine: opening (which probes every ALSA PCM and can take
@@ -121,7 +121,7 @@ class PyAudioEngine(AudioEngine):
         self._duplex = duplex
         # Periods of `frame_ms`, at most MAX_DEVICE_PERIOD_MS: the framer cuts uplink frames of
         # any length from them, and a barge-in silences the speaker within 100 ms whatever
-        # the uplink frame (DESIGN §4).
+        # the uplink frame.
         period_ms = min(self.cfg.frame_ms, MAX_DEVICE_PERIOD_MS)
         in_period = in_rate * period_ms // 1000
         out_period = out_rate * period_ms // 1000

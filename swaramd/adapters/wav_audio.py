@@ -1,6 +1,6 @@
 """The WAV backend: a microphone and a speaker made of files, paced by a clock.
 
-Used by `swaramd demo` and by black-box tests (DESIGN §3): `audio.wav_input`
+Used by `swaramd demo` and by black-box tests: `audio.wav_input`
 (24 kHz mono PCM16) is fed to the "microphone" at real-time pace, then
 silence; `audio.wav_output` receives every sample the "speaker" plays,
 silence included, so a sample's index in the file is its time since start.

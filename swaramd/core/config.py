@@ -1,4 +1,4 @@
-"""The config model: `config.yaml` into typed, frozen objects (DESIGN §3).
+"""The config model: `config.yaml` into typed, frozen objects.
 
 Rules this module keeps:
 

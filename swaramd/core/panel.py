@@ -1,11 +1,11 @@
 """The panel's rules: button gestures to conversation inputs, states to LED patterns.
 
-Pure and synchronous (DESIGN §1): the gpiozero adapter feeds button edges in
+Pure and synchronous: the gpiozero adapter feeds button edges in
 with the time, collects gestures and a deadline, and plays the patterns this
 module describes as data. Rules this module keeps:
 
 - What a press *means* is decided here, in one table per conversation mode
-  (`GESTURE_TABLE`), never in the adapter (DESIGN §5: a short press starts
+  (`GESTURE_TABLE`), never in the adapter (a short press starts
   from `idle`, interrupts while `speaking`, hangs up while `listening` in
   on_demand, retries from `halted`; a long press toggles `muted`; in
   push_to_talk the press and release edges are the inputs). The wake word
@@ -256,7 +256,7 @@ LED_PATTERNS: Mapping[State, Pattern] = MappingProxyType({
     State.HALTED: blinks(2),                # see HALT_PATTERNS
     State.AUDIO_ERROR: blink(0.1, 0.1),     # fast blink
 })
-"""One pattern per state (DESIGN §5); `halted` is split by reason in HALT_PATTERNS."""
+"""One pattern per state; `halted` is split by reason in HALT_PATTERNS."""
 
 HALT_PATTERNS: Mapping[HaltReason, Pattern] = MappingProxyType({
     HaltReason.AUTH: blinks(2),     # 2 blinks: the key was refused

@@ -1,4 +1,4 @@
-"""The reconnect policy of DESIGN §4 as a pure object: outcomes and time in, decisions out.
+"""The reconnect policy (docs/design.md, 7) as a pure object: outcomes and time in, decisions out.
 
 Rules it keeps:
 
@@ -34,7 +34,7 @@ from swaramd.core.states import HaltReason
 
 FAST_BASE_S, FAST_CAP_S = 1.0, 60.0
 SLOW_BASE_S, SLOW_CAP_S = 30.0, 300.0
-QUICK_RECONNECT_S = 0.5  # jittered down to 0.25 s: well within DESIGN §4's 1 s
+QUICK_RECONNECT_S = 0.5  # jittered down to 0.25 s: well within the 1 s the contract allows
 STABLE_AFTER_S = 30.0
 
 

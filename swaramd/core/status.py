@@ -1,4 +1,4 @@
-"""The status record that `swaramd status` prints (DESIGN §5).
+"""The status record that `swaramd status` prints.
 
 One mutable object owned by the daemon's loop; adapters bump its counters,
 the control socket serialises a snapshot. It never holds the API key.
@@ -79,7 +79,7 @@ class Status:
         self.protocol.error_events += 1
 
     def snapshot(self, now: float) -> dict[str, Any]:
-        """The JSON object of DESIGN §5 (plus any extra fields), as of `now`."""
+        """The documented JSON object (plus any extra fields), as of `now`."""
         out: dict[str, Any] = {
             "state": self.state.value,
             "halt_reason": (

@@ -1,4 +1,4 @@
-"""The control socket: mode 0660, status JSON with DESIGN §5's fields, removed on exit."""
+"""The control socket: mode 0660, status JSON with the documented fields, removed on exit."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The link against a real loopback `websockets` service scripting each close code (DESIGN §4)."""
+"""The link against a real loopback `websockets` service scripting each close code."""
 
 from __future__ import annotations
 

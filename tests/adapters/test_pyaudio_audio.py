@@ -1,7 +1,7 @@
 """The PyAudio engine through the real PyAudio -> PortAudio -> ALSA stack, no sound card.
 
 Byte-exact tests use `type file` PCMs (as fast as the CPU); real-time tests use
-the ALSA `jack` PCM on a private jackd with the dummy driver (DESIGN §7).
+the ALSA `jack` PCM on a private jackd with the dummy driver.
 """
 
 from __future__ import annotations
@@ -353,7 +353,7 @@ async def test_a_stalled_device_is_detected_and_recovers(alsa_env: pytest.Monkey
 async def test_long_uplink_frames_keep_short_device_periods_so_a_flush_is_prompt(
         alsa_env: pytest.MonkeyPatch, jackd24: Jackd, tmp_path: Path) -> None:
     """frame_ms 200 makes 200 ms uplink frames, but the device still runs 20 ms periods: a
-    barge-in silences the speaker well within DESIGN §4's 100 ms (with 200 ms periods the
+    barge-in silences the speaker well within 100 ms (with 200 ms periods the
     audio already handed to the device alone would play on for 200 ms or more)."""
     cfg = dataclasses.replace(use_jack(alsa_env, jackd24, tmp_path), frame_ms=200)
     engine, _ = make_engine(cfg, tmp_path)

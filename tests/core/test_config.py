@@ -141,7 +141,7 @@ def test_ws_to_loopback_is_allowed():
 
 
 def test_pin_factory_none_is_valid_in_every_mode():
-    # DESIGN §3 gives `none` (no button, no LED) without conditions; the daemon warns instead.
+    # `none` (no button, no LED) is valid in every mode; the daemon warns instead.
     for mode in ("on_demand", "always_on", "push_to_talk"):
         cfg = parse_config(f"gpio:\n  pin_factory: none\nconversation:\n  mode: {mode}\n")
         assert cfg.gpio.pin_factory == "none" and cfg.conversation.mode == mode

@@ -34,7 +34,7 @@ G, S, In = Gesture, State, PanelInput
 
 # --- the gesture table ---------------------------------------------------------------
 
-# DESIGN §5, row by row, plus the choices made where it is silent.
+# The documented button table, row by row, plus the choices made where it is silent.
 EXPECTED = [
     # on_demand: starts from idle, interrupts while speaking, ends while listening,
     # retries from halted; a long press toggles muted.
@@ -230,7 +230,7 @@ def test_every_state_looks_different(pwm: bool) -> None:
         assert not _rotations(a) & _rotations(b)
 
 
-LOOKS = [  # DESIGN §5, in numbers
+LOOKS = [  # the documented LED looks, in numbers
     (S.IDLE, None, OFF),
     (S.LISTENING, None, ON),
     (S.MUTED, None, ((1.0, 0.1), (0.0, 1.9))),

@@ -1,4 +1,4 @@
-"""The reconnect policy of DESIGN §4: delays, caps, jitter, separate schedules, reset, halts."""
+"""The reconnect policy: delays, caps, jitter, separate schedules, reset, halts."""
 
 from __future__ import annotations
 
