@@ -25,27 +25,23 @@ Figures, the command, the commit and the machine: docs/performance.md, "Wake wor
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
-import soxr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from swaramd.adapters.wake import WakeDetector
+from tests.support.speech import say
 
 RATE = 24_000
 FRAME = RATE * 20 // 1000
-QUIET = 300
 
 PHRASES = {"okay_nabu": "okay nabu", "alexa": "alexa", "hey_jarvis": "hey jarvis",
            "hey_mycroft": "hey mycroft"}
@@ -79,18 +75,6 @@ MALAYALAM = """ഇന്ന് രാവിലെ നല്ല വെയില�
 സമയം എത്രയായി എന്ന് പറയാമോ?
 പാട്ട് കുറച്ച് ഉറക്കെ വെക്കൂ.
 നാളെ എന്റെ സുഹൃത്തിന്റെ കല്യാണമാണ്, ഞാൻ തൃശ്ശൂരിലേക്ക് പോകുന്നു."""
-
-
-def say(text: str, voice: str, speed: int) -> np.ndarray:
-    """espeak-ng's speech at 24 kHz, trimmed of leading and trailing silence."""
-    wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text],
-                         capture_output=True, check=True, timeout=120).stdout
-    with wave.open(io.BytesIO(wav)) as w:
-        rate = w.getframerate()
-        x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-    y = soxr.resample(x, rate, RATE)
-    loud = np.nonzero(np.abs(y) > QUIET)[0]
-    return y[loud[0]:loud[-1] + 1] if len(loud) else y[:0]
 
 
 def at_level(x: np.ndarray, peak_db: float) -> np.ndarray:
