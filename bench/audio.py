@@ -180,8 +180,8 @@ async def run(seconds: float, rate: int, period: int, state_dir: Path, bare: boo
     up_t, down_t, cap_t, ren_t, pump_t = (Timings(frames) for _ in range(5))
     if not bare:        # the callback and pump timers cost CPU themselves
         engine._pump = timed(engine._pump, pump_t)  # type: ignore[method-assign]
-        engine._on_capture = timed(engine._on_capture, cap_t)  # type: ignore[method-assign]
-        engine._on_render = timed(engine._on_render, ren_t)  # type: ignore[method-assign]
+        engine.capture = timed(engine.capture, cap_t)  # type: ignore[method-assign]
+        engine.render = timed(engine.render, ren_t)  # type: ignore[method-assign]
     if await engine.start() is not AudioHealth.OK:
         raise SystemExit(f"audio did not open: {engine.health_reason}")
     supervisor_tid = engine._thread.native_id if engine._thread else None

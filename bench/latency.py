@@ -11,7 +11,7 @@ like a network peer). The daemon runs `gpio none`, `always_on`, `gate open`,
 1. Start-up: `swaramd run` as a child process, from just before the fork to the
    `READY=1` datagram on a NOTIFY_SOCKET the bench binds (`--startups` times).
 2. Latency (`--latency-seconds`): the real `Daemon` in this process, instrumented:
-   - mic-to-wire: every capture period is stamped in `_on_capture` (wrapped on the
+   - mic-to-wire: every capture period is stamped in `AudioEngine.capture` (wrapped on the
      class) and its samples replaced by its sequence number, so each append the
      service receives names the capture callback that completed it; from that
      callback to the append's arrival at the service;
@@ -37,6 +37,7 @@ import asyncio
 import base64
 import compileall
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -62,7 +63,7 @@ sys.path.insert(0, str(ROOT))
 # (PYTHONDONTWRITEBYTECODE), and compiling at import costs about 1.2 MB of private memory.
 compileall.compile_dir(ROOT / "swaramd", quiet=1)
 
-from swaramd.adapters.pyaudio_audio import PyAudioEngine  # noqa: E402
+from swaramd.adapters.audio import AudioEngine  # noqa: E402
 from swaramd.core.config import parse_config  # noqa: E402
 from swaramd.core.events import AudioDelta, SpeechStarted  # noqa: E402
 from swaramd.daemon import Daemon  # noqa: E402
@@ -323,18 +324,19 @@ class CaptureStamps:
         self.n = 0
 
     def install(self) -> Callable[[], None]:
-        original = PyAudioEngine._on_capture
+        original = AudioEngine.capture
         stamps = self
 
-        def on_capture(engine: PyAudioEngine, samples: np.ndarray) -> None:
+        def capture(engine: AudioEngine, samples: np.ndarray,
+                    adc_time: float | None = None) -> None:
             i = stamps.n
             if i < len(stamps.times):
                 stamps.times[i] = time.monotonic()
                 stamps.n = i + 1
-            original(engine, np.full(len(samples), i % TAG_MOD + 1, dtype=np.int16))
+            original(engine, np.full(len(samples), i % TAG_MOD + 1, dtype=np.int16), adc_time)
 
-        PyAudioEngine._on_capture = on_capture  # type: ignore[method-assign]
-        return lambda: setattr(PyAudioEngine, "_on_capture", original)
+        AudioEngine.capture = capture  # type: ignore[method-assign,assignment]
+        return lambda: setattr(AudioEngine, "capture", original)
 
     def mic_to_wire(self, appends: list[tuple[float, int]]) -> list[float]:
         """Each append paired with the capture callback its last sample came from."""
@@ -421,7 +423,7 @@ async def measure_latency(tmp: Path, seconds: float, service: Service
             service.record_appends = False
             engine = daemon.engine
             assert engine is not None
-            info = {"counters": engine.counters().as_dict(),
+            info = {"counters": dataclasses.asdict(engine.counters()),
                     "out_latency_ms": engine._out_latency_s * 1e3,
                     "rates": engine.device_rates}
         finally:

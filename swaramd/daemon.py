@@ -60,7 +60,7 @@ from swaramd.core.events import ErrorEvent, ServerEvent
 from swaramd.core.gate import SpeechGate
 from swaramd.core.panel import Gesture, PanelInput
 from swaramd.core.policy import ReconnectPolicy
-from swaramd.core.states import HaltReason, Mode
+from swaramd.core.states import Duplex, HaltReason, Mode
 from swaramd.core.status import Status
 from swaramd.core.tools import ToolRegistry, output_text, preview
 
@@ -104,7 +104,8 @@ class Daemon:
         self._uplink_captured = 0
         self._uplink_sent = 0
         self.conversation = Conversation(
-            cfg.conversation.mode, duplex="full" if cfg.audio.duplex == "full" else "half",
+            cfg.conversation.mode,
+            duplex=Duplex.FULL if cfg.audio.duplex == Duplex.FULL else Duplex.HALF,
             echo_tail_s=cfg.audio.echo_tail_ms / 1000,
             idle_timeout_s=cfg.conversation.idle_timeout_s, earcon_s=earcons.durations(),
             wake_word=cfg.conversation.wake_word != "none")
@@ -224,17 +225,17 @@ class Daemon:
             self._apply(self.conversation.on_panel(PanelInput.RETRY, time.monotonic()))
         self._notifier.ready(self.conversation.shown.value)
 
-    def _effective_duplex(self, engine: AudioEngine) -> str:
+    def _effective_duplex(self, engine: AudioEngine) -> Duplex:
         """`audio.duplex: auto` is full while the echo canceller runs, else half (said once)."""
-        if self.cfg.audio.duplex != "auto":
-            return self.cfg.audio.duplex
+        if self.cfg.audio.duplex != Duplex.AUTO:
+            return Duplex(self.cfg.audio.duplex)
         if engine.echo is not None:
-            return "full"
+            return Duplex.FULL
         # Two WAV files never echo: nothing to warn about there.
         report = log.warning if engine.hears_speaker else log.info
         report("half duplex (the mic is shut while the speaker plays): no echo cancellation, "
                "because %s", engine.echo_problem)
-        return "half"
+        return Duplex.HALF
 
     def _session_update(self) -> dict[str, Any]:
         """The opening `session.update`, from the config as it is now (SIGHUP may change it)."""
@@ -472,11 +473,8 @@ class Daemon:
         frame_s = self.cfg.audio.frame_ms / 1000
         engine = self.engine
         if engine is not None:
-            counters = engine.counters()
-            self.status.audio.underruns = counters.underruns
-            self.status.audio.overruns = counters.overruns
-            self.status.audio.dropped_frames = counters.dropped_frames
-            self.status.audio.echo_cancel = engine.echo_status()
+            self.status.audio = engine.counters()
+            self.status.echo_cancel = engine.echo_status()
         self.status.protocol.failed_responses = self.conversation.failed_responses
         self.status.extra = {
             "mode": self.cfg.conversation.mode,

@@ -1,13 +1,16 @@
 """The audio engine: what the daemon sees of the microphone and the speaker.
 
-Two backends share this interface and this loop-side half: PyAudio callback
-streams (`pyaudio_audio`) and WAV files paced by a clock (`wav_audio`). A
-backend owns one device thread (PortAudio's, or its own) that calls
-`_on_capture` and `_on_render` once per period; everything else runs on the
-asyncio loop. The two halves meet only in lock-guarded rings
-(`core.ring`, `core.jitter`), in an eventfd the loop watches (the capture
-wake, 50 times a second) and in `loop.call_soon_threadsafe` for the rare
-events:
+One engine holds the logic (rings, resampling, echo cancellation, framing,
+backlog, health, watchdog, counters); a `DeviceBackend` is only the device
+side: PyAudio callback streams (`pyaudio_audio`) or WAV files paced by a
+clock (`wav_audio`). The backend's `run(host)` is the body of the engine's one
+device thread: it opens the devices, then calls `host.capture` and
+`host.render` once per period (from PortAudio's threads, or its own), and
+reports health, all through `DeviceHost`, the whole interface a backend
+sees; everything else runs on the asyncio loop. The two halves meet only in
+lock-guarded rings (`core.ring`, `core.jitter`), in an eventfd the loop
+watches (the capture wake, 50 times a second) and in
+`loop.call_soon_threadsafe` for the rare events:
 
     device thread                        asyncio loop
     capture period -> SampleRing  ---wake--> pump: resample, cancel echo, mic steps,
@@ -23,9 +26,9 @@ Rules this module keeps:
   already pending. That wake is one `eventfd_write`: `call_soon_threadsafe`
   also allocates a handle and copies a context in the device thread, and the
   loop's self-pipe drain raises and builds an exception on every wake.
-- Audio on the wire is 24 kHz mono PCM16; the device may run at
-  another rate, and the resampling happens here, on the loop, never in the
-  device thread.
+- Audio on the wire is 24 kHz mono PCM16 (`core.protocol.WIRE_RATE`); the
+  device may run at another rate, and the resampling happens here, on the
+  loop, never in the device thread.
 - The uplink backlog is bounded: when the link lags, the oldest frames go and
   are counted, so an outage never grows memory.
 - Echo cancellation (`audio.echo_cancel`, `core.echo`) runs in the pump, on
@@ -52,7 +55,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 import soxr
@@ -63,11 +66,12 @@ from swaramd.core.config import AudioConfig, Backend
 from swaramd.core.echo import EchoCanceller, MicStep
 from swaramd.core.errors import AudioDeviceError
 from swaramd.core.jitter import PlaybackBuffer
+from swaramd.core.protocol import WIRE_RATE
 from swaramd.core.ring import SampleRing, Samples
+from swaramd.core.status import AudioCounters
 
 log = logging.getLogger(__name__)
 
-WIRE_RATE = 24_000
 # A device period never exceeds this, whatever `frame_ms`: a flush must silence the speaker
 # within 100 ms, and the WAV backend must flush its file every 20 ms.
 MAX_DEVICE_PERIOD_MS = 20
@@ -83,20 +87,6 @@ class AudioHealth(StrEnum):
     OK = "ok"
     ERROR = "audio_error"
     STOPPED = "stopped"
-
-
-@dataclass(frozen=True, slots=True)
-class AudioCounters:
-    """The `audio` object of `swaramd status`."""
-
-    underruns: int
-    overruns: int
-    dropped_frames: int
-
-    def as_dict(self) -> dict[str, int]:
-        """The counters as the status JSON wants them."""
-        return {"underruns": self.underruns, "overruns": self.overruns,
-                "dropped_frames": self.dropped_frames}
 
 
 HealthCallback = Callable[[AudioHealth, "str | None"], None]
@@ -117,23 +107,89 @@ class EngineTuning:
     recovered_after_s: float = 5.0  # OK this long ends an audio_error period (no flapping)
 
 
-class AudioEngine(abc.ABC):
+class Mark(NamedTuple):
+    """A ring position and the `time.monotonic()` at which its sample met the air."""
+
+    position: int
+    time: float
+
+
+class DeviceHost(Protocol):
+    """All a backend sees of the engine. The device thread calls these; `capture` and
+    `render` may also be called from the device library's own callback threads."""
+
+    @property
+    def cfg(self) -> AudioConfig: ...
+
+    @property
+    def tuning(self) -> EngineTuning: ...
+
+    @property
+    def stopping(self) -> threading.Event:
+        """Set when the backend must close its devices and return from `run`."""
+
+    @property
+    def period_ms(self) -> int:
+        """The device period: `frame_ms`, at most MAX_DEVICE_PERIOD_MS."""
+
+    def prepare(self, in_rate: int, out_rate: int, out_period: int,
+                out_latency_s: float) -> None:
+        """Devices at these rates are about to start: size the rings, restart the clocks."""
+
+    def capture(self, samples: Samples, adc_time: float | None = None) -> None:
+        """One captured period (mono, device rate); `adc_time`: when its first sample
+        left the ADC, on `time.monotonic()`'s clock, if the device says."""
+
+    def render(self, out: Samples, latency_s: float) -> None:
+        """Fill one period for the speaker (mono, device rate); it reaches the DAC
+        `latency_s` from now."""
+
+    def count_xrun(self, *, underflow: bool = False, overflow: bool = False) -> None:
+        """The device reported a late period: an output underflow, an input overflow."""
+
+    def report(self, health: AudioHealth, reason: str | None = None) -> None:
+        """The devices opened (OK) or failed (ERROR, with why)."""
+
+    def beat(self) -> None:
+        """The device thread is making progress (for the watchdog, while nothing plays)."""
+
+    def stalled(self) -> str | None:
+        """Why the running devices count as failed (no period for `stall_timeout_s`), or None."""
+
+    def wait_retry(self) -> None:
+        """Wait `retry_delay_s` before reopening failed devices, beating; a stop or
+        `retry_now()` cuts it short."""
+
+
+class DeviceBackend(abc.ABC):
+    """The device side of the engine: opens the devices and runs their periods."""
+
+    thread_name: ClassVar[str] = "swaramd-audio"
+    hears_speaker: ClassVar[bool] = True   # the mic can hear the speaker: echo cancellation applies
+    duplex = False                         # microphone and speaker run as one stream
+
+    @abc.abstractmethod
+    def run(self, host: DeviceHost) -> None:
+        """The device thread's body: open the devices, `host.prepare`, run periods
+        (`host.capture`, `host.render`) and `host.report` health until `host.stopping`;
+        close every device before returning."""
+
+
+class AudioEngine:
     """Microphone frames out, reply audio in, with health and counters; see the module doc."""
 
-    _thread_name = "swaramd-audio-device"
-    hears_speaker = True      # the microphone can hear the speaker: echo cancellation applies
-
     def __init__(self, cfg: AudioConfig, loop: asyncio.AbstractEventLoop, volume: Volume,
-                 *, on_health: HealthCallback | None = None,
+                 device: DeviceBackend, *, on_health: HealthCallback | None = None,
                  tuning: EngineTuning | None = None) -> None:
-        self.cfg = cfg
-        self.tuning = tuning or EngineTuning()
+        self._cfg = cfg
+        self._tuning = tuning or EngineTuning()
         self.volume = volume
+        self.device = device
         self.on_health = on_health
         self._loop = loop
         self._frame_samples = WIRE_RATE * cfg.frame_ms // 1000
         self._framer = Framer(self._frame_samples)
-        self._backlog = FrameBacklog(self.tuning.backlog_frames)
+        self._backlog = FrameBacklog(self._tuning.backlog_frames)
         self._frame_ready = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
@@ -147,8 +203,10 @@ class AudioEngine(abc.ABC):
         self._out_rate = 0
         self._out_latency_s = 0.0
         self._drain_delay_s = 0.0
-        self._base_counts = [0, 0]          # [underruns, overruns] of rings already replaced
-        self._device_xruns = [0, 0]         # [output underflows, input overflows] from the device
+        self._retired_underruns = 0         # counts of rings already replaced
+        self._retired_overruns = 0
+        self._device_underflows = 0         # late periods the device itself reported
+        self._device_overflows = 0
         self._capture: SampleRing | None = None
         self._playback: PlaybackBuffer | None = None
         self._scratch = np.zeros(0, dtype=np.int32)
@@ -160,27 +218,59 @@ class AudioEngine(abc.ABC):
         self._last_capture = 0.0
         self._last_render = 0.0
         self._heartbeat = 0.0               # the device thread's last sign of progress
-        self._stop_event = threading.Event()
+        self._stopping = threading.Event()
         self._retry_event = threading.Event()   # set: stop waiting for the next retry
         self._thread: threading.Thread | None = None
         self._error_since: float | None = None  # when the current audio_error period began
         self._ok_since = 0.0
-        self._render_mark = (0, 0.0)        # (device position, when it reaches the DAC)
+        self._render_mark = Mark(0, 0.0)    # playback device position, when it reaches the DAC
         self._mic_steps: list[MicStep] = []
         self._reference: SampleRing | None = None   # what the speaker played, for the canceller
-        self._reference_mark = (0, 0.0)     # (reference ring position, when it reached the DAC)
-        self._capture_mark = (0, 0.0)       # (capture ring position, when it left the ADC)
+        self._reference_mark = Mark(0, 0.0)  # reference ring position, when it reached the DAC
+        self._capture_mark = Mark(0, 0.0)    # capture ring position, when it left the ADC
         self._ref_up: Any = None            # soxr.ResampleStream output rate -> 24 kHz
         self.echo: EchoCanceller | None = None
         self.echo_problem: str | None = None    # why echo cancellation does not run
         self._start_echo_canceller()
-        self._prepare_device(WIRE_RATE, WIRE_RATE, self._frame_samples, 0.0)
+        self._size_rings(WIRE_RATE, WIRE_RATE, self._frame_samples, 0.0)
+
+    # --- what backends see (DeviceHost) ------------------------------------
+
+    @property
+    def cfg(self) -> AudioConfig:
+        """The `audio` section the engine runs."""
+        return self._cfg
+
+    @property
+    def tuning(self) -> EngineTuning:
+        """Sizes and timings (tests shorten them)."""
+        return self._tuning
+
+    @property
+    def stopping(self) -> threading.Event:
+        """Set when the device thread must close its devices and return."""
+        return self._stopping
+
+    @property
+    def period_ms(self) -> int:
+        """The device period: `frame_ms`, at most MAX_DEVICE_PERIOD_MS."""
+        return min(self._cfg.frame_ms, MAX_DEVICE_PERIOD_MS)
+
+    @property
+    def duplex(self) -> bool:
+        """Whether microphone and speaker run as one stream (one card both ways)."""
+        return self.device.duplex
+
+    @property
+    def hears_speaker(self) -> bool:
+        """Whether the microphone can hear the speaker (two WAV files cannot)."""
+        return self.device.hears_speaker
 
     def _start_echo_canceller(self) -> None:
         """Make the one canceller of the engine's life, or note why there is none."""
         if self.cfg.echo_cancel != "on":
             self.echo_problem = "audio.echo_cancel is off"
-        elif not self.hears_speaker:
+        elif not self.device.hears_speaker:
             self.echo_problem = f"the {self.cfg.backend} backend's microphone hears no speaker"
         else:
             from swaramd.adapters.speex import SpeexEchoKernel, SpeexUnavailable
@@ -222,24 +312,32 @@ class AudioEngine(abc.ABC):
             os.close(fd)
 
     def _start_device(self) -> None:
-        """Start the backend's one device thread; it reports through `_report_health`."""
+        """Start the one device thread, which runs the backend; it reports through `report`."""
         if self._thread is not None and self._thread.is_alive():
             return
-        self._stop_event.clear()
+        self._stopping.clear()
         self._retry_event.clear()
-        self._thread = threading.Thread(target=self._device_main, name=self._thread_name,
+        self._thread = threading.Thread(target=self._device_main, name=self.device.thread_name,
                                         daemon=True)
         self._thread.start()
 
+    def _device_main(self) -> None:
+        try:
+            self.device.run(self)
+        except Exception:
+            log.exception("audio device thread crashed")
+            self.report(AudioHealth.ERROR, "audio device thread crashed")
+            raise
+
     def _stop_device(self, timeout_s: float) -> None:
         """Ask the device thread to stop (it closes its devices) and join it, bounded."""
-        self._stop_event.set()
+        self._stopping.set()
         self._retry_event.set()
         thread = self._thread
         if thread is not None:
             thread.join(timeout_s)
             if thread.is_alive():
-                log.warning("%s did not stop within %.1f s", self._thread_name, timeout_s)
+                log.warning("%s did not stop within %.1f s", thread.name, timeout_s)
             else:
                 self._thread = None
 
@@ -251,10 +349,6 @@ class AudioEngine(abc.ABC):
     def _device_thread_alive(self) -> bool:
         """Whether the backend's device thread is running."""
         return self._thread is not None and self._thread.is_alive()
-
-    @abc.abstractmethod
-    def _device_main(self) -> None:
-        """The device thread's body: open, run and close the devices until `_stop_event`."""
 
     # --- uplink ------------------------------------------------------------
 
@@ -324,8 +418,8 @@ class AudioEngine(abc.ABC):
         handed, last_pos = self._playback.handed(response_id)
         if handed == 0:
             return 0
-        mark_pos, mark_time = self._render_mark
-        played = mark_pos + (time.monotonic() - mark_time) * self._out_rate
+        mark = self._render_mark
+        played = mark.position + (time.monotonic() - mark.time) * self._out_rate
         played = min(played, self._playback.device_pos)
         heard = handed - max(0.0, last_pos - played)
         return max(0, round(min(heard, handed) * WIRE_RATE / self._out_rate))
@@ -407,32 +501,37 @@ class AudioEngine(abc.ABC):
         cap, pb = self._capture, self._playback
         assert cap is not None and pb is not None
         return AudioCounters(
-            underruns=self._base_counts[0] + pb.underruns + self._device_xruns[0],
-            overruns=self._base_counts[1] + cap.overflows + pb.overflows + self._device_xruns[1],
+            underruns=self._retired_underruns + pb.underruns + self._device_underflows,
+            overruns=(self._retired_overruns + cap.overflows + pb.overflows
+                      + self._device_overflows),
             dropped_frames=self._backlog.dropped)
 
+    # --- for backends: the device thread -----------------------------------
 
-    # --- for backends: any thread ------------------------------------------
-
-    def _prepare_device(self, in_rate: int, out_rate: int, out_period: int,
-                        out_latency_s: float) -> None:
+    def prepare(self, in_rate: int, out_rate: int, out_period: int,
+                out_latency_s: float) -> None:
         """Size the rings for devices about to start; call before their first period."""
+        self._size_rings(in_rate, out_rate, out_period, out_latency_s)
+        self._last_capture = self._last_render = time.monotonic()
+
+    def _size_rings(self, in_rate: int, out_rate: int, out_period: int,
+                    out_latency_s: float) -> None:
         self._out_latency_s = out_latency_s
         # The period that drained plays out from `latency` to `latency + period` later.
         self._drain_delay_s = out_latency_s + out_period / out_rate
         if out_period > len(self._scratch):
             self._scratch = np.zeros(out_period, dtype=np.int32)
-        t = self.tuning
+        t = self._tuning
         cap, pb = self._capture, self._playback
         if in_rate != self._in_rate:
             if cap is not None:
-                self._base_counts[1] += cap.overflows
+                self._retired_overruns += cap.overflows
             self._capture = SampleRing(max(in_rate // 10, int(in_rate * t.capture_s)))
             self._in_rate = in_rate
         if out_rate != self._out_rate:
             if pb is not None:
-                self._base_counts[0] += pb.underruns
-                self._base_counts[1] += pb.overflows
+                self._retired_underruns += pb.underruns
+                self._retired_overruns += pb.overflows
             self._playback = PlaybackBuffer(max(out_rate, int(out_rate * t.playback_s)),
                                             out_rate * self.cfg.prebuffer_ms // 1000)
             self._out_rate = out_rate
@@ -440,23 +539,48 @@ class AudioEngine(abc.ABC):
                 self._reference = SampleRing(out_rate)
                 self._ref_up = None
 
-    def _report_health(self, health: AudioHealth, reason: str | None = None) -> None:
+    def report(self, health: AudioHealth, reason: str | None = None) -> None:
         """Tell the loop the devices opened, failed or recovered (thread-safe)."""
+        if health is AudioHealth.OK:
+            self._retry_event.clear()       # a press while they were reopening is answered
         try:
             self._loop.call_soon_threadsafe(self._set_health, health, reason)
         except RuntimeError:                 # the loop is closed: nobody left to tell
             pass
 
-    # --- for backends: the device thread, once per period ------------------
+    def beat(self) -> None:
+        """The device thread is making progress."""
+        self._heartbeat = time.monotonic()
 
-    def _on_capture(self, samples: Samples, adc_time: float | None = None) -> None:
+    def stalled(self) -> str | None:
+        """Why running devices count as failed, or None while both deliver periods."""
+        now, stall = time.monotonic(), self._tuning.stall_timeout_s
+        if now - self._last_capture > stall:
+            return f"the microphone stopped delivering audio ({stall:g} s)"
+        if now - self._last_render > stall:
+            return f"the speaker stopped taking audio ({stall:g} s)"
+        return None
+
+    def wait_retry(self) -> None:
+        """Wait `retry_delay_s` before the next attempt to open the devices, beating
+        meanwhile; a stop or `retry_now()` ends the wait early."""
+        deadline = time.monotonic() + self._tuning.retry_delay_s
+        while (left := deadline - time.monotonic()) > 0 and not self._stopping.is_set():
+            self.beat()
+            if self._retry_event.wait(min(left, 0.5)):
+                break
+        self._retry_event.clear()
+
+    # --- for backends: once per period, device or callback thread ----------
+
+    def capture(self, samples: Samples, adc_time: float | None = None) -> None:
         """Hand one captured period (mono, device rate) to the loop; `adc_time` is the
-        `time.monotonic()` at which its first sample was captured. Device thread only."""
+        `time.monotonic()` at which its first sample was captured."""
         now = self._last_capture = time.monotonic()
         cap = self._capture
         assert cap is not None
         when = now - len(samples) / self._in_rate if adc_time is None else adc_time
-        self._capture_mark = (cap.written, when)
+        self._capture_mark = Mark(cap.written, when)
         cap.write(samples)
         if not self._pump_pending:
             self._pump_pending = True
@@ -465,13 +589,13 @@ class AudioEngine(abc.ABC):
             except OSError:                 # not started, or stopped: nobody to wake
                 self._pump_pending = False
 
-    def _on_render(self, out: Samples, latency_s: float) -> None:
-        """Fill one period for the speaker (mono, device rate), volume applied. Device thread."""
+    def render(self, out: Samples, latency_s: float) -> None:
+        """Fill one period for the speaker (mono, device rate), volume applied."""
         now = time.monotonic()
         self._last_render = now
         pb = self._playback
         assert pb is not None
-        self._render_mark = (pb.device_pos, now + latency_s)
+        self._render_mark = Mark(pb.device_pos, now + latency_s)
         drained = pb.render(out)
         gain = self._gain_q15
         if gain != _UNITY_Q15 and pb.last_audio:   # silence needs no scaling
@@ -482,7 +606,7 @@ class AudioEngine(abc.ABC):
             np.copyto(out, scratch, casting="unsafe")
         ref = self._reference
         if ref is not None:                 # the canceller's reference: exactly what played
-            self._reference_mark = (ref.written, now + latency_s)
+            self._reference_mark = Mark(ref.written, now + latency_s)
             ref.write(out)
         if drained:
             try:
@@ -490,10 +614,10 @@ class AudioEngine(abc.ABC):
             except RuntimeError:
                 pass
 
-    def _count_device_xrun(self, output_underflow: bool, input_overflow: bool) -> None:
+    def count_xrun(self, *, underflow: bool = False, overflow: bool = False) -> None:
         """Count glitches the device itself reported (late callbacks)."""
-        self._device_xruns[0] += output_underflow
-        self._device_xruns[1] += input_overflow
+        self._device_underflows += underflow
+        self._device_overflows += overflow
 
     # --- loop side internals -----------------------------------------------
 
@@ -512,8 +636,8 @@ class AudioEngine(abc.ABC):
         samples = cap.read()
         if not len(samples):
             return
-        mark_pos, mark_time = self._capture_mark
-        t = mark_time + (first - mark_pos) / self._in_rate
+        mark = self._capture_mark
+        t = mark.time + (first - mark.position) / self._in_rate
         up = self._upsampler()
         if up is not None:
             samples = up.resample_chunk(samples)
@@ -538,8 +662,8 @@ class AudioEngine(abc.ABC):
         samples = ref.read()
         if not len(samples):
             return
-        mark_pos, mark_time = self._reference_mark
-        t = mark_time + (first - mark_pos) / self._out_rate
+        mark = self._reference_mark
+        t = mark.time + (first - mark.position) / self._out_rate
         if self._out_rate != WIRE_RATE:
             if self._ref_up is None:
                 self._ref_up = soxr.ResampleStream(self._out_rate, WIRE_RATE, 1, dtype="int16",
@@ -607,13 +731,14 @@ def open_audio(cfg: AudioConfig, loop: asyncio.AbstractEventLoop, state_dir: Pat
                *, on_health: HealthCallback | None = None,
                tuning: EngineTuning | None = None, **backend_options: Any) -> AudioEngine:
     """Make the engine the config names (`audio.backend`); call `await engine.start()` next."""
-    volume = Volume(state_dir, cfg.volume)
+    device: DeviceBackend
     if cfg.backend == Backend.WAV:
-        from swaramd.adapters.wav_audio import WavAudioEngine
-        return WavAudioEngine(cfg, loop, volume, on_health=on_health, tuning=tuning,
-                              **backend_options)
-    if cfg.backend == Backend.PYAUDIO:
-        from swaramd.adapters.pyaudio_audio import PyAudioEngine
-        return PyAudioEngine(cfg, loop, volume, on_health=on_health, tuning=tuning,
-                             **backend_options)
-    raise AudioDeviceError(f"unknown audio backend {cfg.backend!r}")
+        from swaramd.adapters.wav_audio import WavDevice
+        device = WavDevice(cfg, **backend_options)
+    elif cfg.backend == Backend.PYAUDIO:
+        from swaramd.adapters.pyaudio_audio import PyAudioDevice
+        device = PyAudioDevice(**backend_options)
+    else:
+        raise AudioDeviceError(f"unknown audio backend {cfg.backend!r}")
+    return AudioEngine(cfg, loop, Volume(state_dir, cfg.volume), device, on_health=on_health,
+                       tuning=tuning)

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pyaudio
 
-from swaramd.adapters.audio import MAX_DEVICE_PERIOD_MS, WIRE_RATE, AudioEngine, AudioHealth
+from swaramd.adapters.audio import AudioHealth, DeviceBackend, DeviceHost
 from swaramd.adapters.audio_devices import (
     AudioDevice,
     Direction,
@@ -47,70 +47,62 @@ from swaramd.adapters.audio_devices import (
     new_pyaudio,
 )
 from swaramd.core.errors import AudioDeviceError
+from swaramd.core.protocol import WIRE_RATE
 
 log = logging.getLogger(__name__)
 
 _FALLBACK_RATES = (48_000, 44_100, 32_000, 16_000, 96_000)
 
 
-class PyAudioEngine(AudioEngine):
-    """The audio engine on PortAudio devices (through PyAudio)."""
+class PyAudioDevice(DeviceBackend):
+    """The engine's devices on PortAudio (through PyAudio)."""
 
-    def __init__(self, *args: Any, prefer_rate: int | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    thread_name = "swaramd-audio"
+
+    def __init__(self, prefer_rate: int | None = None) -> None:
         self.prefer_rate = prefer_rate      # force a device rate (tests of the soxr path)
+        self._host: DeviceHost | None = None
         self._pa: Any = None
         self._streams: list[Any] = []
         self._in_channels = 1
         self._out_channels = 1
-        self._duplex = False
         self._out_buf = np.zeros(0, dtype=np.int16)
         self._out_mono = self._out_buf
         self._out_frames = self._out_buf.reshape(0, 1)
-
-    @property
-    def duplex(self) -> bool:
-        """Whether the devices run as one duplex stream (microphone and speaker on one card)."""
-        return self._duplex
+        self._out_latency_s = 0.0          # the stream's own figure, when a callback has none
 
     # --- supervisor thread ---------------------------------------------------
 
-    _thread_name = "swaramd-audio"
-
-    def _device_main(self) -> None:
+    def run(self, host: DeviceHost) -> None:
         """Supervise the streams: open, watch, close, and retry after `retry_delay_s`."""
-        stop = self._stop_event
+        self._host = host
         try:
-            while not stop.is_set():
-                self._heartbeat = time.monotonic()
+            while not host.stopping.is_set():
+                host.beat()
                 try:
-                    self._open()
+                    self._open(host)
                 except (AudioDeviceError, OSError, ValueError) as exc:
                     self._close()
-                    self._report_health(AudioHealth.ERROR, _reason(exc))
-                    self._wait_retry()
+                    host.report(AudioHealth.ERROR, _reason(exc))
+                    host.wait_retry()
                     continue
-                self._retry_event.clear()   # a press while it was reopening is answered
-                self._report_health(AudioHealth.OK)
-                problem = self._watch()
+                host.report(AudioHealth.OK)
+                problem = self._watch(host)
                 if problem is not None:     # report first: closing a hung device may block
-                    self._report_health(AudioHealth.ERROR, problem)
+                    host.report(AudioHealth.ERROR, problem)
                 self._close()
                 if problem is None:
                     break
-                self._wait_retry()
-        except Exception:
-            log.exception("audio supervisor crashed")
-            self._report_health(AudioHealth.ERROR, "audio supervisor crashed")
-            raise
+                host.wait_retry()
         finally:
             self._close()
 
-    def _open(self) -> None:
+    def _open(self, host: DeviceHost) -> None:
+        cfg = host.cfg
         self._pa = pa = new_pyaudio()
         devices = devices_of(pa)
-        dev_in = find_device(devices, self.cfg.input_device, "input", _default(pa, "input"))
-        dev_out = find_device(devices, self.cfg.output_device, "output", _default(pa, "output"))
+        dev_in = find_device(devices, cfg.input_device, "input", _default(pa, "input"))
+        dev_out = find_device(devices, cfg.output_device, "output", _default(pa, "output"))
         in_rate, self._in_channels = self._choose_format(pa, dev_in, "input")
         out_rate, self._out_channels = self._choose_format(pa, dev_out, "output")
         duplex = dev_in.index == dev_out.index and in_rate == out_rate and (
@@ -118,11 +110,8 @@ class PyAudioEngine(AudioEngine):
             or _supported(pa, out_rate, dev_in, self._out_channels, ("input", "output")))
         if duplex:
             self._in_channels = self._out_channels
-        self._duplex = duplex
-        # Periods of `frame_ms`, at most MAX_DEVICE_PERIOD_MS: the framer cuts uplink frames of
-        # any length from them, and a barge-in silences the speaker within 100 ms whatever
-        # the uplink frame.
-        period_ms = min(self.cfg.frame_ms, MAX_DEVICE_PERIOD_MS)
+        self.duplex = duplex
+        period_ms = host.period_ms
         in_period = in_rate * period_ms // 1000
         out_period = out_rate * period_ms // 1000
         ch = self._out_channels
@@ -150,8 +139,8 @@ class PyAudioEngine(AudioEngine):
                                 frames_per_buffer=in_period, start=False,
                                 stream_callback=self._input_callback)
             self._streams.append(in_stream)
-        self._prepare_device(in_rate, out_rate, out_period, out_stream.get_output_latency())
-        self._last_capture = self._last_render = time.monotonic()
+        self._out_latency_s = out_stream.get_output_latency()
+        host.prepare(in_rate, out_rate, out_period, self._out_latency_s)
         for stream in self._streams:
             stream.start_stream()
         log.info("audio open: in %r at %d Hz x%d, out %r at %d Hz x%d%s", dev_in.name, in_rate,
@@ -173,28 +162,14 @@ class PyAudioEngine(AudioEngine):
         raise AudioDeviceError(f"{direction} device {dev.name!r} takes none of the rates "
                                f"{', '.join(map(str, dict.fromkeys(rates)))} in 16-bit")
 
-    def _wait_retry(self) -> None:
-        """Wait `retry_delay_s` before the next attempt, beating meanwhile; a stop or
-        `retry_now()` ends the wait early."""
-        deadline = time.monotonic() + self.tuning.retry_delay_s
-        while (left := deadline - time.monotonic()) > 0 and not self._stop_event.is_set():
-            self._heartbeat = time.monotonic()
-            if self._retry_event.wait(min(left, 0.5)):
-                break
-        self._retry_event.clear()
-
-    def _watch(self) -> str | None:
+    def _watch(self, host: DeviceHost) -> str | None:
         """Wait while the streams run; the reason they failed, or None when asked to stop."""
-        stall = self.tuning.stall_timeout_s
-        while not self._stop_event.wait(min(0.25, stall / 4)):
-            now = time.monotonic()
-            self._heartbeat = now
+        while not host.stopping.wait(min(0.25, host.tuning.stall_timeout_s / 4)):
+            host.beat()
             if not all(s.is_active() for s in self._streams):
                 return "an audio stream stopped"
-            if now - self._last_capture > stall:
-                return f"the microphone stopped delivering audio ({stall:g} s)"
-            if now - self._last_render > stall:
-                return f"the speaker stopped taking audio ({stall:g} s)"
+            if (problem := host.stalled()) is not None:
+                return problem
         return None
 
     def _close(self) -> None:
@@ -215,30 +190,34 @@ class PyAudioEngine(AudioEngine):
 
     def _input_callback(self, in_data: bytes | None, frame_count: int, time_info: Any,
                         status: int) -> tuple[None, int]:
+        host = self._host
+        assert host is not None
         if status & pyaudio.paInputOverflow:
-            self._count_device_xrun(False, True)
+            host.count_xrun(overflow=True)
         if in_data:
             samples = np.frombuffer(in_data, dtype=np.int16)
             ch = self._in_channels
             # When the first sample left the ADC, on our clock (the echo canceller's alignment).
             ago = time_info["current_time"] - time_info["input_buffer_adc_time"]
             adc = time.monotonic() - ago if 0.0 <= ago < 1.0 else None
-            self._on_capture(samples if ch == 1 else samples[::ch], adc)
+            host.capture(samples if ch == 1 else samples[::ch], adc)
         return None, pyaudio.paContinue
 
     def _output_callback(self, in_data: bytes | None, frame_count: int, time_info: Any,
                          status: int) -> tuple[Any, int]:
+        host = self._host
+        assert host is not None
         if status & pyaudio.paOutputUnderflow:
-            self._count_device_xrun(True, False)
+            host.count_xrun(underflow=True)
         latency = time_info["output_buffer_dac_time"] - time_info["current_time"]
         if not 0.0 < latency < 1.0:
             latency = self._out_latency_s
         mono = self._out_mono
         if frame_count != len(mono):    # PortAudio keeps frames_per_buffer; be safe anyway
             mono = np.zeros(frame_count, dtype=np.int16)
-            self._on_render(mono, latency)
+            host.render(mono, latency)
             return np.repeat(mono, self._out_channels), pyaudio.paContinue
-        self._on_render(mono, latency)
+        host.render(mono, latency)
         if self._out_channels > 1:
             np.copyto(self._out_frames, mono[:, None])
         return self._out_buf, pyaudio.paContinue

@@ -27,10 +27,10 @@ import soxr
 from swaramd.core import wake
 from swaramd.core.config import Config
 from swaramd.core.errors import ConfigError
+from swaramd.core.protocol import WIRE_RATE
 
 log = logging.getLogger(__name__)
 
-WIRE_RATE = 24_000       # the engine's frames (adapters.audio)
 DETECTOR_RATE = 16_000   # what the models were trained on
 INSTALL_HINT = ("install it with: pip install 'swaramd[wakeword]' (into swaramd's virtualenv), "
                 "or run install.sh again")

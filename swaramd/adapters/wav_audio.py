@@ -29,44 +29,43 @@ from typing import Any
 
 import numpy as np
 
-from swaramd.adapters.audio import MAX_DEVICE_PERIOD_MS, WIRE_RATE, AudioEngine, AudioHealth
-from swaramd.core.config import Config
+from swaramd.adapters.audio import AudioHealth, DeviceBackend, DeviceHost
+from swaramd.core.config import AudioConfig, Config
 from swaramd.core.errors import AudioDeviceError, ConfigError
+from swaramd.core.protocol import WIRE_RATE
 
 log = logging.getLogger(__name__)
 
 _MAX_CATCH_UP_S = 10.0
 
 
-class WavAudioEngine(AudioEngine):
-    """The audio engine on WAV files, in real time."""
+class WavDevice(DeviceBackend):
+    """The engine's devices as WAV files, in real time."""
 
-    _thread_name = "swaramd-wav-audio"
+    thread_name = "swaramd-wav-audio"
     hears_speaker = False     # two files: nothing the speaker plays reaches the microphone
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._period = WIRE_RATE * min(self.cfg.frame_ms, MAX_DEVICE_PERIOD_MS) // 1000
-        if self.cfg.wav_input is not None:
-            check_wav_input(self.cfg.wav_input)
+    def __init__(self, cfg: AudioConfig) -> None:
+        if cfg.wav_input is not None:
+            check_wav_input(cfg.wav_input)
 
-    def _device_main(self) -> None:
+    def run(self, host: DeviceHost) -> None:
         """Pace the files by the clock: one period in, one period out, until stopped."""
-        period = self._period
-        self._prepare_device(WIRE_RATE, WIRE_RATE, period, 0.0)
+        cfg = host.cfg
         try:
-            source = wave.open(str(self.cfg.wav_input), "rb") if self.cfg.wav_input else None
-            sink = _open_sink(self.cfg.wav_output) if self.cfg.wav_output else None
+            source = wave.open(str(cfg.wav_input), "rb") if cfg.wav_input else None
+            sink = _open_sink(cfg.wav_output) if cfg.wav_output else None
         except (OSError, wave.Error, EOFError) as exc:
-            self._report_health(AudioHealth.ERROR, f"cannot open the WAV files: {exc}")
+            host.report(AudioHealth.ERROR, f"cannot open the WAV files: {exc}")
             return
         try:
-            self._last_capture = self._last_render = time.monotonic()
-            self._report_health(AudioHealth.OK)
-            self._pace(source, sink)
+            period = WIRE_RATE * host.period_ms // 1000
+            host.prepare(WIRE_RATE, WIRE_RATE, period, 0.0)
+            host.report(AudioHealth.OK)
+            self._pace(host, period, source, sink)
         except (OSError, wave.Error) as exc:
             log.error("wav audio failed: %s", exc)
-            self._report_health(AudioHealth.ERROR, f"WAV audio failed: {exc}")
+            host.report(AudioHealth.ERROR, f"WAV audio failed: {exc}")
         finally:
             if source is not None:
                 source.close()
@@ -74,27 +73,27 @@ class WavAudioEngine(AudioEngine):
                 sink[0].close()         # patches the header one last time
                 sink[1].close()
 
-    def _pace(self, source: wave.Wave_read | None, sink: tuple[wave.Wave_write, Any] | None
-              ) -> None:
-        period = self._period
+    def _pace(self, host: DeviceHost, period: int, source: wave.Wave_read | None,
+              sink: tuple[wave.Wave_write, Any] | None) -> None:
         mic = np.zeros(period, dtype=np.int16)
         speaker = np.zeros(period, dtype=np.int16)
         start = time.monotonic()
         done = 0                              # periods processed since `start`
         while True:
             due = start + (done + 1) * period / WIRE_RATE
-            if self._stop_event.wait(max(0.0, due - time.monotonic())):
+            if host.stopping.wait(max(0.0, due - time.monotonic())):
                 return
             behind = int((time.monotonic() - start) * WIRE_RATE / period) - done
             if behind * period > _MAX_CATCH_UP_S * WIRE_RATE:
-                log.warning("wav audio fell %.1f s behind; skipping ahead", behind * period / 24e3)
+                log.warning("wav audio fell %.1f s behind; skipping ahead",
+                            behind * period / WIRE_RATE)
                 start, done, behind = time.monotonic() - period / WIRE_RATE, 0, 1
-            self._heartbeat = time.monotonic()
+            host.beat()
             played = []
             for _ in range(behind):
                 _read_period(source, mic)
-                self._on_capture(mic)
-                self._on_render(speaker, 0.0)
+                host.capture(mic)
+                host.render(speaker, 0.0)
                 played.append(speaker.astype("<i2", copy=False).tobytes())
             done += behind
             if sink is not None:

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 import yaml
 
 from swaramd.core.errors import ConfigError, ConfigProblem
-from swaramd.core.states import Mode
+from swaramd.core.states import Duplex, Mode
 from swaramd.core.tools import BUILTIN_TOOLS
 from swaramd.core.wake import DEFAULT_SENSITIVITY, WAKE_WORDS
 
@@ -90,7 +90,7 @@ class AudioConfig:
     frame_ms: int = 20
     wav_input: Path | None = None
     wav_output: Path | None = None
-    duplex: str = "auto"
+    duplex: Duplex = Duplex.AUTO
     echo_cancel: str = "on"
     gate: Gate = Gate.OPEN
     prebuffer_ms: int = 80
@@ -397,7 +397,7 @@ SCHEMA: dict[str, tuple[type, dict[str, Check]]] = {
         "frame_ms": _int(10, 200),
         "wav_input": _optional(_path),
         "wav_output": _optional(_path),
-        "duplex": _choice("auto", "half", "full"),
+        "duplex": _one_of(Duplex),
         "echo_cancel": _on_off,
         "gate": _optional(_one_of(Gate)),
         "prebuffer_ms": _int(0, 2000),

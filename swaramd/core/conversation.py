@@ -65,7 +65,7 @@ from swaramd.core.events import (
     TranscriptDelta,
 )
 from swaramd.core.panel import Gesture, PanelInput, input_for_gesture
-from swaramd.core.states import HaltReason, Mode, State
+from swaramd.core.states import Duplex, HaltReason, Mode, State
 from swaramd.core.tools import preview
 
 log = logging.getLogger(__name__)
@@ -130,13 +130,14 @@ class Uplink(StrEnum):
 class Conversation:
     """One appliance's conversation: fed inputs with `now`, returns actions to carry out."""
 
-    def __init__(self, mode: Mode | str, *, duplex: str = "half", echo_tail_s: float = 0.3,
+    def __init__(self, mode: Mode | str, *, duplex: Duplex | str = Duplex.HALF,
+                 echo_tail_s: float = 0.3,
                  idle_timeout_s: float = 20.0, earcon_s: dict[str, float] | None = None,
                  wake_word: bool = False) -> None:
         self.mode = Mode(mode)
         self.wake_word = wake_word and self.mode is not Mode.PUSH_TO_TALK
         self._awake = False                        # always_on with a wake word: the word was heard
-        self.duplex = duplex
+        self.duplex = Duplex(duplex)               # HALF or FULL: the daemon resolves AUTO
         self.echo_tail_s = echo_tail_s
         self.idle_timeout_s = idle_timeout_s
         self.earcon_s = earcon_s or {}
@@ -174,7 +175,7 @@ class Conversation:
         if new is None or new is self.base:
             return
         log.info("state %s -> %s (%s)", self.base.value, new.value, inp.value)
-        if self.base is State.SPEAKING and self.duplex == "half":
+        if self.base is State.SPEAKING and self.duplex is Duplex.HALF:
             # The room still rings: keep a bare mic shut a little longer. Full duplex
             # hardware cancels its own echo, and a barge-in must not lose its first words.
             self._mic_shut_until = max(self._mic_shut_until, now + self.echo_tail_s)
@@ -508,7 +509,7 @@ class Conversation:
             return Uplink.DROP
         if now < self._mic_shut_until:
             return Uplink.DROP
-        if self.duplex == "half" and self.base is State.SPEAKING:
+        if self.duplex is Duplex.HALF and self.base is State.SPEAKING:
             return Uplink.DROP
         if self.mode is Mode.PUSH_TO_TALK:
             if self._ptt_held_since is not None:

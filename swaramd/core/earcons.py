@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-RATE = 24_000
+from swaramd.core.protocol import WIRE_RATE
+
 # name: ((frequency Hz, seconds), ...) — rising for ready/listening, falling for goodbye.
 EARCONS: dict[str, tuple[tuple[float, float], ...]] = {
     "ready": ((660.0, 0.08), (880.0, 0.10)),
@@ -24,10 +25,10 @@ def render(name: str) -> bytes:
     """The earcon `name` as PCM16 LE mono 24 kHz bytes."""
     parts = []
     for freq, seconds in EARCONS[name]:
-        n = int(RATE * seconds)
-        t = np.arange(n) / RATE
+        n = int(WIRE_RATE * seconds)
+        t = np.arange(n) / WIRE_RATE
         tone = np.sin(2 * np.pi * freq * t) if freq > 0 else np.zeros(n)
-        ramp = min(n // 4, int(RATE * 0.01))
+        ramp = min(n // 4, int(WIRE_RATE * 0.01))
         env = np.ones(n)
         if ramp:
             edge = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, ramp))

@@ -47,6 +47,8 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from swaramd.core.protocol import WIRE_RATE
+
 Samples = NDArray[np.int16]
 
 FRAME_MS = 10              # the kernel's frame
@@ -146,7 +148,7 @@ class _Clock:
 class EchoCanceller:
     """The mic's echo canceller: see the module doc. Loop thread only."""
 
-    def __init__(self, kernel: EchoKernel, rate: int = 24_000, *,
+    def __init__(self, kernel: EchoKernel, rate: int = WIRE_RATE, *,
                  max_delay_ms: float = MAX_DELAY_MS, hold_until_converged: bool = True,
                  history_s: float = 3.0) -> None:
         self.kernel = kernel

@@ -46,6 +46,9 @@ from swaramd.core.events import (
     UnknownEvent,
 )
 
+WIRE_RATE = 24_000
+"""Hz. Audio on the wire is mono PCM16 little-endian at this rate, both ways."""
+
 CLIENT_EVENT_TYPES = frozenset({
     "session.update",
     "input_audio_buffer.append",

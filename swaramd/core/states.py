@@ -27,6 +27,14 @@ class Mode(StrEnum):
     PUSH_TO_TALK = "push_to_talk"  # streams while the button is held
 
 
+class Duplex(StrEnum):
+    """Whether the mic stays open while the speaker plays (`audio.duplex`)."""
+
+    AUTO = "auto"   # full while the echo canceller runs, else half
+    HALF = "half"   # the mic is shut while the speaker plays, and for the echo tail
+    FULL = "full"   # the mic stays open: the hardware or the canceller removes the echo
+
+
 class HaltReason(StrEnum):
     """Why the appliance halted and waits for a person."""
 

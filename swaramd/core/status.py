@@ -1,7 +1,9 @@
 """The status record that `swaramd status` prints.
 
-One mutable object owned by the daemon's loop; adapters bump its counters,
-the control socket serialises a snapshot. It never holds the API key.
+One mutable object owned by the daemon's loop: the daemon is its one writer
+(the link reports through its listener, the audio engine hands out its
+counters), the control socket serialises a snapshot. It never holds the API
+key.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ from typing import Any
 from swaramd.core.states import HaltReason, State
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class AudioCounters:
-    """Audio faults since start: playback underruns, capture overruns, dropped uplink frames."""
+    """Audio faults since start: playback underruns, capture overruns, dropped uplink frames.
+
+    The audio engine counts them and hands out a copy (`AudioEngine.counters()`)."""
 
     underruns: int = 0
     overruns: int = 0
     dropped_frames: int = 0
-    echo_cancel: dict[str, Any] | None = None   # the engine's echo canceller, when known
 
 
 @dataclass(slots=True)
@@ -51,6 +54,7 @@ class Status:
     last_close_code: int | None = None
     reconnects: int = 0
     audio: AudioCounters = field(default_factory=AudioCounters)
+    echo_cancel: dict[str, Any] | None = None   # the engine's echo canceller, when known
     protocol: ProtocolCounters = field(default_factory=ProtocolCounters)
     wake_word: WakeCounters = field(default_factory=WakeCounters)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -94,7 +98,7 @@ class Status:
                 "underruns": self.audio.underruns,
                 "overruns": self.audio.overruns,
                 "dropped_frames": self.audio.dropped_frames,
-                "echo_cancel": self.audio.echo_cancel or {
+                "echo_cancel": self.echo_cancel or {
                     "active": False, "erle_db": None, "delay_ms": None},
             },
             "protocol": {

@@ -26,7 +26,9 @@ from typing import Any
 
 import numpy as np
 
-RATE = 24_000
+from swaramd.core.protocol import WIRE_RATE
+
+RATE = WIRE_RATE
 
 # Formants (F1, F2, F3) of five vowels, roughly a, e, i, o, u.
 _VOWELS = ((730.0, 1090.0, 2440.0), (530.0, 1840.0, 2480.0), (270.0, 2290.0, 3010.0),

@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-RATE = 24_000
+from swaramd.core.protocol import WIRE_RATE
+
+RATE = WIRE_RATE
 Signal = NDArray[np.float32]
 
 SENTENCES = (

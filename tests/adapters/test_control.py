@@ -11,7 +11,7 @@ import pytest
 
 from swaramd.adapters.control import ControlError, query, serve_control
 from swaramd.core.states import HaltReason, State
-from swaramd.core.status import Status
+from swaramd.core.status import AudioCounters, Status
 
 FIELDS = {"state", "halt_reason", "connected", "last_close_code", "reconnects", "uptime_s",
           "audio", "protocol"}
@@ -24,7 +24,7 @@ async def ask(path):
 async def test_status_over_the_socket(tmp_path):
     path = tmp_path / "run" / "control.sock"
     status = Status(started_at=time.monotonic() - 5)
-    status.audio.underruns = 2
+    status.audio = AudioCounters(underruns=2)
     status.protocol.malformed_frames = 3
     async with serve_control(path, lambda: status.snapshot(time.monotonic())):
         assert stat.S_IMODE(path.stat().st_mode) == 0o660

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import soxr
 
-from swaramd.adapters.audio import AudioHealth, EngineTuning, open_audio
-from swaramd.adapters.pyaudio_audio import PyAudioEngine
+from swaramd.adapters.audio import AudioEngine, AudioHealth, EngineTuning, open_audio
+from swaramd.adapters.pyaudio_audio import PyAudioDevice
 from swaramd.core.config import AudioConfig
 from tests.adapters.alsa_rig import (
     Jackd,
@@ -34,15 +34,15 @@ FAST = EngineTuning(retry_delay_s=0.2, stall_timeout_s=0.6, start_timeout_s=10.0
 
 
 def make_engine(cfg: AudioConfig, tmp_path: Path, tuning: EngineTuning = FAST,
-                **options: object) -> tuple[PyAudioEngine, list[AudioHealth]]:
+                **options: object) -> tuple[AudioEngine, list[AudioHealth]]:
     seen: list[AudioHealth] = []
     engine = open_audio(cfg, asyncio.get_running_loop(), tmp_path, tuning=tuning,
                         on_health=lambda h, _reason: seen.append(h), **options)
-    assert isinstance(engine, PyAudioEngine)
+    assert isinstance(engine.device, PyAudioDevice)
     return engine, seen
 
 
-async def take_samples(engine: PyAudioEngine, n: int, timeout_s: float = 10.0) -> np.ndarray:
+async def take_samples(engine: AudioEngine, n: int, timeout_s: float = 10.0) -> np.ndarray:
     frames: list[bytes] = []
     async with asyncio.timeout(timeout_s):
         while sum(map(len, frames)) < 2 * n:
@@ -106,7 +106,7 @@ def assert_played_on_both_channels(out: Path, deltas: np.ndarray) -> None:
 
 async def capture_from(alsa_env: pytest.MonkeyPatch, tmp_path: Path, fd: int,
                        data: np.ndarray, mic: str, mic_pcm: str, n: int, *,
-                       rate: int = 24_000) -> tuple[PyAudioEngine, np.ndarray]:
+                       rate: int = 24_000) -> tuple[AudioEngine, np.ndarray]:
     """Write `data` into the capture pipe, open the microphone `mic` (defined by `mic_pcm`)
     with a file speaker at `rate`, and take `n` uplink samples; the engine comes back
     stopped."""
@@ -281,7 +281,7 @@ def use_jack(env: pytest.MonkeyPatch, server: Jackd, tmp_path: Path, *, stereo: 
     return AudioConfig(input_device="swaram_jack", output_device="swaram_jack", volume=100)
 
 
-async def check_realtime(engine: PyAudioEngine) -> None:
+async def check_realtime(engine: AudioEngine) -> None:
     await engine.next_frame()
     engine.clear_uplink()
     start, frames = time.monotonic(), 0
