@@ -33,7 +33,7 @@ class Framer:
 
     @property
     def pending(self) -> int:
-        """Samples held that do not yet make a whole frame."""
+        """Samples held that do not yet make a whole frame (for tests and debugging)."""
         return self._fill
 
     def feed(self, samples: Samples) -> list[bytes]:

@@ -520,7 +520,9 @@ class Conversation:
         return Uplink.MIC
 
     def next_deadline(self) -> float | None:
-        """When `tick` next has something to do (None: nothing pending)."""
+        """When `tick` next has something to do (None: nothing pending). The daemon ticks
+        at a fixed 10 Hz anyway (the tick also feeds the watchdog); the tests state each
+        timeout through this."""
         if self.base is State.SPEAKING and self._playing not in self._done:
             return self._last_audio + REPLY_GAP_S
         if self.base is State.THINKING:

@@ -76,7 +76,9 @@ def session_update(cfg: SessionConfig, tools: Sequence[Mapping[str, Any]]) -> di
 
 
 def audio_append(pcm: bytes) -> dict[str, Any]:
-    """`input_audio_buffer.append` with one frame of PCM16 LE mono 24 kHz."""
+    """`input_audio_buffer.append` with one frame of PCM16 LE mono 24 kHz, as a dict: the
+    form the tests validate against the SDK's types; the daemon sends `audio_append_text`,
+    which the tests hold equal to it."""
     return {"type": "input_audio_buffer.append", "audio": pybase64.b64encode_as_string(pcm)}
 
 
