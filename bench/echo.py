@@ -11,8 +11,9 @@ voice), with a little room noise. The mic and the speaker are fed through
 
 It prints:
 - ERLE (echo removed, dB) while only the reply plays: its first 3 s, 3-12 s,
-  and 29-38 s (after the double talk), for the canceller's own output and for what leaves the guard
-  (the mic is held while the canceller learns);
+  and 29-38 s (after the double talk), for the canceller's own output and for
+  what leaves the guard (`core.echo_guard`: the mic held while the canceller
+  learns, the residual echo attenuated once it has);
 - the normalised correlation of the output with the clean user (best lag
   0-100 ms), while both talk and while the user is alone;
 - an energy-VAD stand-in for the service's detector (a 100 ms chunk "is
@@ -67,10 +68,10 @@ def scene(delay_ms: float, echo_db: float, tail_ms: float) -> dict[str, np.ndarr
     return {"ref": ref, "user": user, "mic": echo + user + noise}
 
 
-def run(sc: dict[str, np.ndarray], hold: bool) -> tuple[np.ndarray, float, float]:
+def run(sc: dict[str, np.ndarray], guarded: bool) -> tuple[np.ndarray, float, float]:
     """The canceller's output (float), its CPU seconds, and those of 29-38 s."""
     kernel = SpeexEchoKernel(PERIOD, int(R * 0.3), R, **KERNEL)
-    ec = EchoCanceller(kernel, R, hold_until_converged=hold)
+    ec = EchoCanceller(kernel, R, guarded=guarded)
     mic, ref = room.to_pcm(sc["mic"]), room.to_pcm(sc["ref"])
     outs = []
     cpu = late = 0.0
@@ -116,8 +117,8 @@ def main() -> None:
     ap.add_argument("--tail-ms", type=float, default=250.0)
     args = ap.parse_args()
     sc = scene(args.delay_ms, args.echo_db, args.tail_ms)
-    raw, _, _ = run(sc, hold=False)
-    out, cpu, late = run(sc, hold=True)
+    raw, _, _ = run(sc, guarded=False)
+    out, cpu, late = run(sc, guarded=True)
     mic, user, ref = sc["mic"], sc["user"], sc["ref"]
     seconds = len(mic) / R
     print(f"room: delay {args.delay_ms:g} ms, tail {args.tail_ms:g} ms, echo "
