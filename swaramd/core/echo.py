@@ -48,7 +48,6 @@ from swaramd.core.echo_guard import CLIP, EchoGuard, Guard, Samples, level
 
 __all__ = ["EchoCanceller", "EchoKernel", "EchoStats", "Guard", "MicStep", "Samples"]
 
-FRAME_MS = 10              # the kernel's frame
 FILTER_MS = 300            # the kernel's tail: the room's reverberation it can cancel
 GUARD_MS = 30              # the reference leads the estimated delay by this much
 MAX_DELAY_MS = 250         # acoustic + unreported device delay the estimate searches
@@ -215,6 +214,9 @@ class EchoCanceller:
         n, frame = len(samples), self.frame
         if n == 0:
             return samples
+        if n == frame and self._fill == 0:              # the usual case: one whole frame
+            self._pending[:] = samples
+            return self._process_frame(self._pending, t)
         if self._fill == 0:
             self._pending_t = t
         outs: list[Samples] = []
@@ -336,6 +338,10 @@ class EchoCanceller:
     def _read_ref(self, pos: int, out: Samples) -> None:
         """Copy reference samples [pos, pos+len(out)) into `out`; zeros where not held."""
         hist, size, n = self._ref_hist, len(self._ref_hist), len(out)
+        a = pos % size
+        if self._ref_written - size <= pos and pos + n <= self._ref_written and a + n <= size:
+            out[:] = hist[a:a + n]                       # the usual case: held, unwrapped
+            return
         lo, hi = max(pos, self._ref_written - size), min(pos + n, self._ref_written)
         if lo >= hi:
             out[:] = 0

@@ -152,7 +152,7 @@ class EchoGuard:
 
     def suppress_db(self) -> float:
         """The mean attenuation of the residual over about the last second of playback."""
-        return -10 * math.log10(max(self._suppress, 1e-6))
+        return max(0.0, -10 * math.log10(max(self._suppress, 1e-6)))
 
     def _measure(self, mic_e: float, out_e: float) -> None:
         frame = self.frame
