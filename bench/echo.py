@@ -1,18 +1,22 @@
 """Benchmark of the echo canceller on a synthetic room (not a test).
 
     .venv/bin/python bench/echo.py [--delay-ms 40] [--echo-db 6] [--tail-ms 250]
+                                   [--frame-ms 20]
 
 A 38 s scene at 24 kHz, as a bare mic beside the speaker hears it: the reply
 (espeak-ng speech when installed) alone 0-12 s, the user talking over it
 12-20 s, the user alone 21-28 s, the reply alone again 28-38 s; the echo comes
 through a delay, a decaying tail and a gain (`--echo-db` over the user's
 voice), with a little room noise. The mic and the speaker are fed through
-`core.echo.EchoCanceller` + Speex in 20 ms periods, as the engine's pump does.
+`core.echo.EchoCanceller` + Speex in 20 ms periods, as the engine's pump does;
+the kernel's frame is 20 ms (the engine's `ECHO_FRAME_MS`) unless `--frame-ms`
+says otherwise.
 
 It prints:
 - ERLE (echo removed, dB) while only the reply plays: its first 3 s, 3-12 s,
-  and 29-38 s (after the double talk), for the canceller's own output and for what leaves the guard
-  (the mic is held while the canceller learns);
+  and 29-38 s (after the double talk), for the canceller's own output and for
+  what leaves the guard (`core.echo_guard`: the mic held while the canceller
+  learns, the residual echo attenuated once it has);
 - the normalised correlation of the output with the clean user (best lag
   0-100 ms), while both talk and while the user is alone;
 - an energy-VAD stand-in for the service's detector (a 100 ms chunk "is
@@ -67,10 +71,11 @@ def scene(delay_ms: float, echo_db: float, tail_ms: float) -> dict[str, np.ndarr
     return {"ref": ref, "user": user, "mic": echo + user + noise}
 
 
-def run(sc: dict[str, np.ndarray], hold: bool) -> tuple[np.ndarray, float, float]:
+def run(sc: dict[str, np.ndarray], guarded: bool,
+        frame: int = PERIOD) -> tuple[np.ndarray, float, float]:
     """The canceller's output (float), its CPU seconds, and those of 29-38 s."""
-    kernel = SpeexEchoKernel(PERIOD, int(R * 0.3), R, **KERNEL)
-    ec = EchoCanceller(kernel, R, hold_until_converged=hold)
+    kernel = SpeexEchoKernel(frame, int(R * 0.3), R, **KERNEL)
+    ec = EchoCanceller(kernel, R, guarded=guarded)
     mic, ref = room.to_pcm(sc["mic"]), room.to_pcm(sc["ref"])
     outs = []
     cpu = late = 0.0
@@ -84,7 +89,8 @@ def run(sc: dict[str, np.ndarray], hold: bool) -> tuple[np.ndarray, float, float
         late += spent if i >= 29 * R else 0.0
         outs.append(out)
     out = np.concatenate(outs).astype(np.float32) / 32767
-    # While the speaker plays the output lags the mic by one kernel frame (20 ms).
+    # The output keeps the mic's positions; while the speaker plays its last kernel
+    # frame is still inside the canceller.
     full = np.zeros(len(mic), np.float32)
     full[:len(out)] = out
     return full, cpu, late
@@ -114,14 +120,17 @@ def main() -> None:
     ap.add_argument("--delay-ms", type=float, default=40.0)
     ap.add_argument("--echo-db", type=float, default=6.0)
     ap.add_argument("--tail-ms", type=float, default=250.0)
+    ap.add_argument("--frame-ms", type=int, default=20, help="the kernel's frame")
     args = ap.parse_args()
     sc = scene(args.delay_ms, args.echo_db, args.tail_ms)
-    raw, _, _ = run(sc, hold=False)
-    out, cpu, late = run(sc, hold=True)
+    frame = R * args.frame_ms // 1000
+    raw, _, _ = run(sc, guarded=False, frame=frame)
+    out, cpu, late = run(sc, guarded=True, frame=frame)
     mic, user, ref = sc["mic"], sc["user"], sc["ref"]
     seconds = len(mic) / R
     print(f"room: delay {args.delay_ms:g} ms, tail {args.tail_ms:g} ms, echo "
-          f"{args.echo_db:+g} dB over the user; {seconds:.0f} s")
+          f"{args.echo_db:+g} dB over the user; {seconds:.0f} s; kernel frame "
+          f"{args.frame_ms} ms")
     for name, sig in (("canceller", raw), ("after guard", out)):
         print(f"ERLE {name:11s}  0-3 s {erle(mic, sig, 0, 3 * R):5.1f} dB   3-12 s "
               f"{erle(mic, sig, 3 * R, 12 * R):5.1f} dB   29-38 s "

@@ -15,6 +15,8 @@ Rules this module keeps:
   line that says what to install; never a traceback.
 - The two C states are made once and freed once (`close`); `process` only
   passes pointers to arrays the caller owns: nothing is allocated per frame.
+  The pointers of the last few arrays seen are kept (the canceller passes
+  the same buffers every frame), with the arrays, so an id is never reused.
 - Denoise (noise attenuation), AGC and dereverb stay off unless asked: the
   service does its own, and they would change the user's voice. (Speex only
   suppresses echo on its denoiser's path, so that path runs with a noise
@@ -111,6 +113,9 @@ class SpeexEchoKernel:
         self._pre: Any = None
         lib = load_speexdsp()
         self._lib = lib
+        self._cancel = lib.speex_echo_cancellation
+        self._suppress = lib.speex_preprocess_run
+        self._pointers: dict[int, tuple[np.ndarray[Any, Any], Any]] = {}
         self.frame = frame
         self.rate = rate
         self._echo = lib.speex_echo_state_init(frame, tail_samples)
@@ -145,12 +150,22 @@ class SpeexEchoKernel:
         the output of the linear canceller before the echo suppression."""
         if self._echo is None:
             raise SpeexUnavailable("the speex echo state is closed")
-        lib = self._lib
-        lib.speex_echo_cancellation(self._echo, mic.ctypes.data_as(_I16P),
-                                    ref.ctypes.data_as(_I16P), out.ctypes.data_as(_I16P))
+        out_p = self._pointer(out)
+        self._cancel(self._echo, self._pointer(mic), self._pointer(ref), out_p)
         if linear is not None:
             linear[:] = out
-        lib.speex_preprocess_run(self._pre, out.ctypes.data_as(_I16P))
+        self._suppress(self._pre, out_p)
+
+    def _pointer(self, a: np.ndarray[Any, Any]) -> Any:
+        """`a`'s data as an int16 pointer, from the cache when `a` was seen lately."""
+        known = self._pointers.get(id(a))
+        if known is not None and known[0] is a:
+            return known[1]
+        if len(self._pointers) >= 16:
+            self._pointers.clear()
+        p = a.ctypes.data_as(_I16P)
+        self._pointers[id(a)] = (a, p)
+        return p
 
     def reset(self) -> None:
         """Forget the learnt echo path (the filter starts again from zero)."""

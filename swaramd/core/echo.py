@@ -26,12 +26,12 @@ Rules this module keeps:
   (phase transform, on a 4x decimated second of audio) while the speaker
   plays; two agreeing estimates move the alignment. Cheap and rare.
 - One canceller for the daemon's life: nothing here resets the filter per
-  reply. It learns the room during the first seconds of playback; until it
-  has converged (ERLE at least `CONVERGED_DB`, or the residual down at the
-  room's noise), the mic is held (silence) while the speaker plays, so an
-  unlearnt echo never reaches the service as "speech". The guard says so.
-- ERLE (echo return loss enhancement: mic energy over output energy) is
-  measured only while the reference is active, over about a second.
+  reply. It learns the room during the first seconds of playback. The
+  kernel's output passes through `core.echo_guard.EchoGuard`: the mic is
+  held while the speaker plays until the canceller has converged, and once
+  it has, the residual echo is attenuated and the user's voice passes.
+- The kernel's output lags its input by one frame: the guard weighs an
+  output frame against the mic frame before it.
 - `MicStep` is the small interface the engine runs on every captured block
   after the canceller (a wake-word detector hangs here): it sees the
   cancelled mic at 24 kHz and may pass it on changed or unchanged.
@@ -39,29 +39,23 @@ Rules this module keeps:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Protocol
 
 import numpy as np
-from numpy.typing import NDArray
 
+from swaramd.core.echo_guard import CLIP, EchoGuard, Guard, Samples, level
 from swaramd.core.protocol import WIRE_RATE
 
-Samples = NDArray[np.int16]
+__all__ = ["EchoCanceller", "EchoKernel", "EchoStats", "Guard", "MicStep", "Samples"]
 
-FRAME_MS = 10              # the kernel's frame
 FILTER_MS = 300            # the kernel's tail: the room's reverberation it can cancel
 GUARD_MS = 30              # the reference leads the estimated delay by this much
 MAX_DELAY_MS = 250         # acoustic + unreported device delay the estimate searches
 CLOCK_LEAK = 250e-6        # s per s: how fast a stream's time base may drift later
 NEGATIVE_DELAY_MS = 60     # the estimate also looks this far before the device times
-CONVERGED_DB = 12.0        # ERLE at which the guard trusts the canceller
-CONVERGED_HOLD_S = 0.5     # ... for this long while the speaker plays
 SLIPPED_DB = 3.0           # ERLE this low once converged: the echo has moved
 ACTIVE_DBFS = -60.0        # reference level above which the speaker "plays"
-ERLE_WINDOW_S = 1.0
 ESTIMATE_EVERY_S = 0.5     # while the speaker plays and the guard is learning
 CHECK_EVERY_S = 2.0        # once converged: watch for drift and slipped periods
 ESTIMATE_WINDOW_S = 2.0
@@ -96,13 +90,6 @@ class MicStep(Protocol):
         """Look at (or change) one captured block."""
 
 
-class Guard(StrEnum):
-    """What the convergence guard does with the mic."""
-
-    LEARNING = "learning"      # not converged: the mic is held while the speaker plays
-    CONVERGED = "converged"    # the canceller's output passes
-
-
 @dataclass(frozen=True, slots=True)
 class EchoStats:
     """The `audio.echo_cancel` object of `swaramd status`."""
@@ -112,6 +99,8 @@ class EchoStats:
     delay_ms: float | None
     guard: Guard
     held_s: float
+    suppress_db: float
+    clipped_s: float
     realigns: int
     drift_ppm: float | None
 
@@ -121,6 +110,8 @@ class EchoStats:
                 "erle_db": None if self.erle_db is None else round(self.erle_db, 1),
                 "delay_ms": None if self.delay_ms is None else round(self.delay_ms, 1),
                 "guard": self.guard.value, "held_s": round(self.held_s, 2),
+                "suppress_db": round(self.suppress_db, 1),
+                "clipped_s": round(self.clipped_s, 2),
                 "realigns": self.realigns,
                 "drift_ppm": None if self.drift_ppm is None else round(self.drift_ppm, 1)}
 
@@ -149,16 +140,15 @@ class EchoCanceller:
     """The mic's echo canceller: see the module doc. Loop thread only."""
 
     def __init__(self, kernel: EchoKernel, rate: int = WIRE_RATE, *,
-                 max_delay_ms: float = MAX_DELAY_MS, hold_until_converged: bool = True,
+                 max_delay_ms: float = MAX_DELAY_MS, guarded: bool = True,
                  history_s: float = 3.0) -> None:
         self.kernel = kernel
         self.rate = rate
         self.frame = kernel.frame
-        self.hold_until_converged = hold_until_converged
         self._max_lag = int(rate * max_delay_ms / 1000) // DECIMATE * DECIMATE
         self._neg_lag = int(rate * NEGATIVE_DELAY_MS / 1000) // DECIMATE * DECIMATE if \
             max_delay_ms > 0 else 0
-        self._guard = int(rate * GUARD_MS / 1000)
+        self._lead = int(rate * GUARD_MS / 1000)
         n = self.frame
         self._ref_hist: Samples = np.zeros(int(rate * history_s), dtype=np.int16)
         self._ref_written = 0
@@ -166,16 +156,20 @@ class EchoCanceller:
         est = int(rate * ESTIMATE_WINDOW_S) // DECIMATE * DECIMATE
         self._est_len = est
         warm = int(rate * WARM_UP_S) // n * n
-        self._mic_hist: Samples = np.zeros(max(est, warm), dtype=np.int16)
+        ring = -(-max(est, warm) // n) * n
+        self._mic_hist: Samples = np.zeros(ring, dtype=np.int16)    # a ring of whole frames
         self._warm_len = warm
         self._warm: list[int] = []       # mic positions still to replay, newest last
         self._scratch: Samples = np.zeros(n, dtype=np.int16)
+        self._warm_mic: Samples = np.zeros(n, dtype=np.int16)
+        self._warm_ref: Samples = np.zeros(n, dtype=np.int16)
+        self._fbuf = np.zeros(n, dtype=np.float32)
+        self._escale = 1.0 / (32768.0 * 32768.0 * n)
         self._mic_clock = _Clock(rate)
         self._mic_count = 0              # mic samples ever processed (kernel frames)
         self._pending: Samples = np.zeros(n, dtype=np.int16)
         self._fill = 0
         self._pending_t = 0.0
-        self._mic: Samples = np.zeros(n, dtype=np.int16)
         self._ref: Samples = np.zeros(n, dtype=np.int16)
         self._out: Samples = np.zeros(n, dtype=np.int16)
         self._read_pos: int | None = None
@@ -184,14 +178,11 @@ class EchoCanceller:
         self._recent_lags: list[int] = []
         self._next_estimate = 0
         self._active_until = -1          # mic index until which the speaker counts as playing
-        self._erle_mic = 0.0
-        self._erle_out = 0.0
-        self._erle_n = 0
-        self._noise = -1.0               # mic energy while the speaker is silent
-        self._good_run = 0               # samples converged in a row
-        self.guard = Guard.LEARNING
-        self._gain = 0.0
-        self._held = 0
+        self._active_level = level(ACTIVE_DBFS) / self._escale   # sum of squares, int16
+        self._playing_span = self._lead + int(rate * FILTER_MS / 1000)
+        self._guardian = EchoGuard(rate, n, guarded=guarded)
+        self._last_mic_e = 0.0           # the mic frame the kernel's next output holds
+        self._last_clipped = False
         self.realigns = 0
         self._bypassing = True           # the kernel rests while the speaker is silent
         self._base: int | None = None
@@ -224,6 +215,9 @@ class EchoCanceller:
         n, frame = len(samples), self.frame
         if n == 0:
             return samples
+        if n == frame and self._fill == 0:              # the usual case: one whole frame
+            self._pending[:] = samples
+            return self._process_frame(self._pending, t)
         if self._fill == 0:
             self._pending_t = t
         outs: list[Samples] = []
@@ -251,14 +245,17 @@ class EchoCanceller:
         self._recent_lags.clear()
         self._relearn()
 
+    @property
+    def guard(self) -> Guard:
+        """What the guard does with the mic while the speaker plays."""
+        return self._guardian.state
+
     def stats(self) -> EchoStats:
         """ERLE, the delay estimate and the guard, for status."""
-        erle = None
-        if self._erle_n > self.rate // 2 and self._erle_out > 0:
-            erle = 10 * math.log10(max(self._erle_mic, 1e-9) / self._erle_out)
-        delay = None if self._delay is None else 1000 * self._delay / self.rate
-        return EchoStats(True, erle, delay, self.guard, self._held / self.rate,
-                         self.realigns, self._drift_ppm)
+        g, rate = self._guardian, self.rate
+        delay = None if self._delay is None else 1000 * self._delay / rate
+        return EchoStats(True, g.erle_db(), delay, g.state, g.held / rate, g.suppress_db(),
+                         g.clipped / rate, self.realigns, self._drift_ppm)
 
     # --- one kernel frame ----------------------------------------------------
 
@@ -271,38 +268,55 @@ class EchoCanceller:
             if pos is not None:
                 self.realigns += 1
             pos = target
-        self._read_ref(pos, self._ref)
+        ref = self._ref
+        self._read_ref(pos, ref)
         self._read_pos = pos + frame
-        self._remember_mic(mic)
+        self._remember_mic(mic, k)
         self._mic_count = k + frame
-        if _energy(self._ref) > _level(ACTIVE_DBFS):
-            self._active_until = k + frame + self._guard + int(self.rate * FILTER_MS / 1000)
+        buf = self._fbuf
+        np.copyto(buf, ref)
+        if float(np.dot(buf, buf)) > self._active_level:
+            self._active_until = k + frame + self._playing_span
         if k >= self._active_until:
             return self._bypass_frame(mic)
-        self.kernel.process(mic, self._ref, self._out)
-        self._account(mic, self._out)
-        if self._mic_count >= self._next_estimate:
-            self._maybe_estimate()
-        result = self._apply_guard(self._out)
+        result = self._cancel(mic, True)
         if self._bypassing:
             # The kernel's output lags its input by one frame: the first frame after a
             # bypass is the one already passed on raw. Dropping it keeps the stream whole.
             self._bypassing = False
             result = result[:0]
+        if self._mic_count >= self._next_estimate:
+            self._maybe_estimate()
         if self._warm:
             self._warm_up_some()
         return result
 
+    def _cancel(self, mic: Samples, playing: bool) -> Samples:
+        """Run the kernel on `mic` and the guard on its output (the previous frame)."""
+        self.kernel.process(mic, self._ref, self._out)
+        buf = self._fbuf
+        np.copyto(buf, self._out)
+        out_e = float(np.dot(buf, buf)) * self._escale
+        np.copyto(buf, mic)
+        mic_e = float(np.dot(buf, buf)) * self._escale
+        clipped = bool(buf.max() >= CLIP or buf.min() <= -CLIP)
+        g = self._guardian
+        gain = g.frame_gain(self._last_mic_e, out_e, self._last_clipped, playing)
+        self._last_mic_e, self._last_clipped = mic_e, clipped
+        return g.apply(self._out, gain)
+
     def _bypass_frame(self, mic: Samples) -> Samples:
         """The speaker has been silent longer than the echo lasts: the mic passes
         untouched and the kernel rests (no CPU while nobody speaks)."""
-        self._note_noise(_energy(mic))
+        buf = self._fbuf
+        np.copyto(buf, mic)
+        self._guardian.rest(float(np.dot(buf, buf)) * self._escale)
         if self._bypassing:
             return mic.copy()
         self._bypassing = True
-        # The kernel still holds the previous frame: let it out, then this one raw.
-        self.kernel.process(mic, self._ref, self._out)
-        return np.concatenate((self._apply_guard(self._out), mic))
+        # The kernel still holds the previous frame, heard while the speaker played:
+        # it leaves through the guard, then this one raw.
+        return np.concatenate((self._cancel(mic, True), mic))
 
     def _base_delay(self) -> int:
         """Reference samples between a mic sample's capture and the sample the speaker
@@ -325,6 +339,10 @@ class EchoCanceller:
     def _read_ref(self, pos: int, out: Samples) -> None:
         """Copy reference samples [pos, pos+len(out)) into `out`; zeros where not held."""
         hist, size, n = self._ref_hist, len(self._ref_hist), len(out)
+        a = pos % size
+        if self._ref_written - size <= pos and pos + n <= self._ref_written and a + n <= size:
+            out[:] = hist[a:a + n]                       # the usual case: held, unwrapped
+            return
         lo, hi = max(pos, self._ref_written - size), min(pos + n, self._ref_written)
         if lo >= hi:
             out[:] = 0
@@ -337,59 +355,25 @@ class EchoCanceller:
         out[lo - pos:lo - pos + first] = hist[a:a + first]
         out[lo - pos + first:hi - pos] = hist[:m - first]
 
-    def _remember_mic(self, mic: Samples) -> None:
-        hist, n = self._mic_hist, len(mic)
-        hist[:-n] = hist[n:]
-        hist[-n:] = mic
+    def _remember_mic(self, mic: Samples, k: int) -> None:
+        """Keep mic sample `k` and on in the ring (its length a multiple of the frame)."""
+        a = k % len(self._mic_hist)
+        self._mic_hist[a:a + len(mic)] = mic
 
-    # --- measurement and guard ---------------------------------------------
+    def _recent_mic(self, n: int) -> Samples:
+        """The last `n` mic samples, oldest first (a copy)."""
+        hist, end = self._mic_hist, self._mic_count % len(self._mic_hist)
+        if n <= end:
+            return hist[end - n:end].copy()
+        return np.concatenate((hist[len(hist) - (n - end):], hist[:end]))
 
-    def _erle_below(self, db: float) -> bool:
-        return self._erle_mic < self._erle_out * 10 ** (db / 10)
-
-    def _note_noise(self, mic_e: float) -> None:
-        """The room's level while the speaker is silent (quick down, slow up)."""
-        if self._noise < 0 or mic_e < self._noise:
-            self._noise = mic_e
-        else:
-            self._noise += (mic_e - self._noise) * 0.01
-
-    def _account(self, mic: Samples, out: Samples) -> None:
-        frame = self.frame
-        mic_e, out_e = _energy(mic), _energy(out)
-        a = frame / (self.rate * ERLE_WINDOW_S)
-        self._erle_mic += (mic_e - self._erle_mic) * a
-        self._erle_out += (out_e - self._erle_out) * a
-        self._erle_n += frame
-        if self.guard is Guard.LEARNING:
-            quiet = max(self._noise * 4.0, _level(-50.0))
-            erle_ok = (self._erle_n > self.rate // 2 and self._erle_out > 0 and
-                       self._erle_mic > self._erle_out * 10 ** (CONVERGED_DB / 10))
-            residual_ok = self._erle_out <= quiet and self._erle_n > self.rate // 2
-            self._good_run = self._good_run + frame if (erle_ok or residual_ok) else 0
-            if self._good_run >= self.rate * CONVERGED_HOLD_S:
-                self.guard = Guard.CONVERGED
-
-    def _apply_guard(self, out: Samples) -> Samples:
-        playing = self._mic_count <= self._active_until
-        hold = self.hold_until_converged and self.guard is Guard.LEARNING and playing
-        want = 0.0 if hold else 1.0
-        result = out.copy()
-        if want == self._gain == 1.0:
-            return result
-        if hold:
-            self._held += len(out)
-        ramp = np.linspace(self._gain, want, len(out), dtype=np.float32)
-        result = (out.astype(np.float32) * ramp).astype(np.int16)
-        self._gain = want
-        return result
+    # --- relearning --------------------------------------------------------
 
     def _relearn(self) -> None:
         """The echo moved in time: trust the filter again only once it has re-converged,
         and help it there by replaying the last seconds through it (with the new
         alignment), a few frames at a time."""
-        self.guard = Guard.LEARNING
-        self._good_run = 0
+        self._guardian.relearn()
         frame = self.frame
         held = min(self._warm_len, self._mic_count) // frame * frame
         first = self._mic_count - held
@@ -398,21 +382,20 @@ class EchoCanceller:
 
     def _warm_up_some(self) -> None:
         """Replay a few remembered frames through the kernel; their output is dropped."""
-        frame, hist, scratch = self.frame, self._mic_hist, self._scratch
-        ref = np.zeros(frame, dtype=np.int16)
+        frame, hist, mic, ref = self.frame, self._mic_hist, self._warm_mic, self._warm_ref
         for _ in range(min(WARM_UP_FRAMES, len(self._warm))):
             k = self._warm.pop()
-            age = self._mic_count - k
-            if age > len(hist):
+            if self._mic_count - k > len(hist):
                 continue
-            start = len(hist) - age
+            a = k % len(hist)
+            mic[:] = hist[a:a + frame]
             self._read_ref(k + self._base_delay() - self._shift, ref)
-            self.kernel.process(np.ascontiguousarray(hist[start:start + frame]), ref, scratch)
+            self.kernel.process(mic, ref, self._scratch)
 
     # --- delay estimate ------------------------------------------------------
 
     def _maybe_estimate(self) -> None:
-        settled = self.guard is Guard.CONVERGED and not self._erle_below(SLIPPED_DB)
+        settled = self.guard is Guard.CONVERGED and not self._guardian.erle_below(SLIPPED_DB)
         self._next_estimate = self._mic_count + int(self.rate * (
             CHECK_EVERY_S if settled else ESTIMATE_EVERY_S))
         if self._mic_count < self._est_len or self._mic_count > self._active_until:
@@ -429,7 +412,7 @@ class EchoCanceller:
         # under it would undo what it learnt. A slip (a period lost between the two
         # directions, clock drift) shows as ERLE falling: then re-align.
         if len(recent) == 2 and abs(recent[0] - recent[1]) <= self.rate * AGREE_MS / 1000 \
-                and (self._delay is None or self._erle_below(SLIPPED_DB)):
+                and (self._delay is None or self._guardian.erle_below(SLIPPED_DB)):
             self._set_delay(lag)
 
     def _estimate_lag(self) -> int | None:
@@ -439,10 +422,10 @@ class EchoCanceller:
         start = k0 + self._base_delay() - self._max_lag
         ref = np.zeros(w + self._max_lag + neg, dtype=np.int16)
         self._read_ref(start, ref)
-        if _energy(ref) < _level(ACTIVE_DBFS):
+        if _energy(ref) < level(ACTIVE_DBFS):
             return None
         x = ref[:len(ref) // d * d].astype(np.float32).reshape(-1, d).mean(axis=1)
-        y = self._mic_hist[len(self._mic_hist) - w:].astype(np.float32).reshape(-1, d).mean(axis=1)
+        y = self._recent_mic(w).astype(np.float32).reshape(-1, d).mean(axis=1)
         n = 1 << int(len(x) + len(y)).bit_length()
         spec = np.fft.rfft(y, n) * np.conj(np.fft.rfft(x, n))
         spec /= np.abs(spec) + 1e-9
@@ -465,7 +448,7 @@ class EchoCanceller:
                 self._mic_count - self._first_lag[1]) * 1e6
         # The filter starts `guard` before the echo, never later than the device times
         # say (a delay under the guard), nor later than the echo (a negative delay).
-        shift = lag - self._guard if lag >= self._guard else min(0, lag)
+        shift = lag - self._lead if lag >= self._lead else min(0, lag)
         first = self._delay is None
         self._delay = lag
         if first or abs(shift - self._shift) > self.rate * AGREE_MS / 1000:
@@ -481,7 +464,3 @@ def _energy(x: Samples) -> float:
     """Mean square of int16 samples, full scale 1.0."""
     v = x.astype(np.float32) / _FULL
     return float(np.dot(v, v)) / max(1, len(v))
-
-
-def _level(dbfs: float) -> float:
-    return float(10 ** (dbfs / 10))

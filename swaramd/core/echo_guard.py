@@ -1,0 +1,191 @@
+"""The guard after the linear echo canceller: what of its output may leave for the uplink.
+
+A linear canceller (`core.echo`) leaves a residual: all of the echo while it
+has not learnt the room, and afterwards what its filter cannot model (a tail
+longer than the filter, a clipping microphone, a filter still settling). The
+service's voice detector would take a loud residual for the user and stop the
+reply. The guard sees, for every kernel frame, the energy of the mic and of
+the canceller's output, and sets the frame's gain:
+
+    mic energy, output energy, mic clipped, speaker playing --frame_gain--> gain
+    output frame, gain ------------------------------------------apply---> uplink frame
+
+Rules this module keeps:
+
+- `LEARNING`: until the canceller has converged (ERLE at least
+  `CONVERGED_DB` for `CONVERGED_HOLD_S` while the speaker plays, or its
+  output down at the room's noise), the mic is held (gain 0) while the
+  speaker plays. This happens once: the canceller lives as long as the daemon.
+  A room where the canceller does worse is trusted at `PATIENT_DB` after
+  `PATIENCE_S` of playback, so the user can always talk over a reply.
+- `CONVERGED`: a frame's own ERLE (mic over output energy) says what it
+  holds. Echo alone comes out at about the canceller's usual ERLE (`floor`,
+  tracked on such frames); the user's voice comes out far louder than that,
+  because the canceller does not remove it. A frame at least
+  `NEAR_END_MARGIN_DB` under the usual passes whole: that is the user,
+  double talk included. Any other frame is echo: it is attenuated until its
+  ERLE reaches `TARGET_DB`. A frame whose mic clipped is never taken for the
+  user (clipping is an echo the linear filter cannot model), and no frame
+  leaves louder than the mic heard it (a filter gone wrong adds echo).
+- ERLE (mic energy over output energy) is measured only while the speaker
+  plays, over about a second; it is what status shows and what tells the
+  canceller that the echo has moved.
+- The gain moves across a frame in a straight line from the previous
+  frame's gain: no clicks. Nothing is allocated per frame but the frame
+  that leaves.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+
+import numpy as np
+from numpy.typing import NDArray
+
+Samples = NDArray[np.int16]
+
+CONVERGED_DB = 18.0        # ERLE at which the guard trusts the canceller
+CONVERGED_HOLD_S = 0.5     # ... for this long while the speaker plays
+PATIENCE_S = 20.0          # after this much playback still learning, trust it ...
+PATIENT_DB = 12.0          # ... at this ERLE
+TARGET_DB = 30.0           # echo frames leave with at least this ERLE
+CLIPPED_TARGET_DB = 38.0   # ... and frames whose mic clipped with this
+NEAR_END_MARGIN_DB = 6.0   # a frame this far under the usual ERLE is the user
+FLOOR_S = 0.5              # how fast the usual ERLE follows echo frames
+FLOOR_LEAK_DB_S = 1.0      # ... and sinks while frames look like the user
+ERLE_WINDOW_S = 1.0
+CLIP = 32000               # a mic sample this large was clipped on the way in
+
+
+class Guard(StrEnum):
+    """What the guard does with the mic while the speaker plays."""
+
+    LEARNING = "learning"      # not converged: the mic is held
+    CONVERGED = "converged"    # the user's voice passes, the residual echo is attenuated
+
+
+def level(dbfs: float) -> float:
+    """Mean square energy (full scale 1.0) of a level in dBFS."""
+    return float(10 ** (dbfs / 10))
+
+
+class EchoGuard:
+    """The gain of every frame the canceller puts out: see the module doc."""
+
+    def __init__(self, rate: int, frame: int, *, guarded: bool = True) -> None:
+        self.rate = rate
+        self.frame = frame
+        self.guarded = guarded           # False: every frame passes (to measure the canceller)
+        self.state = Guard.LEARNING
+        self.held = 0                    # samples held while learning
+        self.clipped = 0                 # samples of clipped mic frames while playing
+        self._erle_mic = 0.0
+        self._erle_out = 0.0
+        self._erle_n = 0
+        self._noise = -1.0               # mic energy while the speaker is silent
+        self._good_run = 0               # samples converged in a row
+        self._learnt = 0                 # samples played while learning
+        self._floor_db = CONVERGED_DB    # the usual ERLE of echo frames, once converged
+        self._suppress = 1.0             # mean energy gain while playing, over ~1 s
+        self._gain = 0.0
+        self._ramp = (np.arange(frame, dtype=np.float32) + 1) / frame
+        self._buf = np.zeros(frame, dtype=np.float32)
+
+    # --- per frame -------------------------------------------------------------
+
+    def rest(self, mic_e: float) -> None:
+        """The speaker has been silent longer than the echo lasts: the room's level
+        (quick down, slow up), against which a converged output is measured."""
+        if self._noise < 0 or mic_e < self._noise:
+            self._noise = mic_e
+        else:
+            self._noise += (mic_e - self._noise) * 0.01
+
+    def frame_gain(self, mic_e: float, out_e: float, clipped: bool, playing: bool) -> float:
+        """The gain for an output frame, given its mic frame's energy and its own
+        (mean squares, full scale 1.0), whether that mic frame clipped and whether
+        the speaker plays (its echo may be in the mic)."""
+        if not playing:
+            return 1.0
+        self._measure(mic_e, out_e)
+        if clipped:
+            self.clipped += self.frame
+        if not self.guarded:
+            return 1.0
+        if self.state is Guard.LEARNING:
+            self.held += self.frame
+            return 0.0
+        gain = self._residual_gain(mic_e, out_e, clipped)
+        self._suppress += (gain * gain - self._suppress) * self.frame / (self.rate * ERLE_WINDOW_S)
+        return gain
+
+    def apply(self, out: Samples, gain: float) -> Samples:
+        """`out` with the gain moving from the last frame's to `gain` (a new array)."""
+        g0, self._gain = self._gain, gain
+        if g0 == gain == 1.0:
+            return out.copy()
+        if g0 == gain == 0.0:
+            return np.zeros_like(out)
+        buf = self._buf
+        np.multiply(self._ramp, gain - g0, out=buf)
+        buf += g0
+        buf *= out
+        return buf.astype(np.int16)
+
+    def relearn(self) -> None:
+        """The echo moved: hold again until the canceller has re-converged."""
+        self.state = Guard.LEARNING
+        self._good_run = self._learnt = 0
+
+    # --- measures --------------------------------------------------------------
+
+    def erle_db(self) -> float | None:
+        """ERLE over about the last second of playback, or None before half a second."""
+        if self._erle_n <= self.rate // 2 or self._erle_out <= 0:
+            return None
+        return 10 * math.log10(max(self._erle_mic, 1e-12) / self._erle_out)
+
+    def erle_below(self, db: float) -> bool:
+        """Whether ERLE over the last second is under `db`."""
+        return self._erle_mic < self._erle_out * 10 ** (db / 10)
+
+    def suppress_db(self) -> float:
+        """The mean attenuation of the residual over about the last second of playback."""
+        return max(0.0, -10 * math.log10(max(self._suppress, 1e-6)))
+
+    def _measure(self, mic_e: float, out_e: float) -> None:
+        frame = self.frame
+        a = frame / (self.rate * ERLE_WINDOW_S)
+        self._erle_mic += (mic_e - self._erle_mic) * a
+        self._erle_out += (out_e - self._erle_out) * a
+        self._erle_n += frame
+        if self.state is not Guard.LEARNING:
+            return
+        quiet = max(self._noise * 4.0, level(-50.0))
+        settled = self._erle_n > self.rate // 2
+        self._learnt += frame
+        need = CONVERGED_DB if self._learnt < self.rate * PATIENCE_S else PATIENT_DB
+        erle_ok = settled and self._erle_out > 0 and not self.erle_below(need)
+        residual_ok = settled and self._erle_out <= quiet
+        self._good_run = self._good_run + frame if (erle_ok or residual_ok) else 0
+        if self._good_run >= self.rate * CONVERGED_HOLD_S:
+            self.state = Guard.CONVERGED
+            self._floor_db = max(need, self.erle_db() or need)
+
+    def _residual_gain(self, mic_e: float, out_e: float, clipped: bool) -> float:
+        if out_e <= 0.0:
+            return 1.0
+        e_db = 10 * math.log10(max(mic_e, 1e-12) / out_e)
+        step = self.frame / self.rate
+        if clipped:
+            gain_db = min(0.0, e_db - CLIPPED_TARGET_DB)
+        elif mic_e <= max(self._noise * 4.0, level(-60.0)):
+            gain_db = min(0.0, e_db)                   # no echo to speak of
+        elif e_db < self._floor_db - NEAR_END_MARGIN_DB:
+            self._floor_db -= FLOOR_LEAK_DB_S * step   # the user: passes
+            gain_db = min(0.0, e_db)
+        else:                                          # echo: down to the target
+            self._floor_db += (min(e_db, 60.0) - self._floor_db) * step / FLOOR_S
+            gain_db = min(0.0, e_db - TARGET_DB)
+        return 1.0 if gain_db >= 0.0 else float(10 ** (gain_db / 20))
