@@ -120,6 +120,26 @@ def test_demo_runs_a_whole_conversation(tmp_path, capsys, monkeypatch):
     assert 1.0 < cut < REPLY_SECONDS[1] - 3  # the barge-in cut the 8 s story short
 
 
+def test_the_spoken_wake_word_starts_the_demo(tmp_path, capsys, monkeypatch):
+    KeptSimulator.made.clear()
+    monkeypatch.setattr(runner, "SimulatedSwaram", KeptSimulator)
+
+    assert runner.run_demo(["--wake-word", "--out", str(tmp_path / "reply.wav")]) == 0
+
+    text = capsys.readouterr().out
+    [sim] = KeptSimulator.made
+    assert "start a conversation" not in text           # no press starts it
+    woke = text.index("wake      heard the wake word okay_nabu")
+    assert woke < text.index("state     idle → connecting   (start)")
+    # Three turns and no more: the word itself never reached the service as speech.
+    assert len(sim.turns) == 3
+    for u in UTTERANCES:
+        assert f"user      “[simulated] {u.transcript}”  ({u.meaning})" in text
+    assert "barge-in  the user spoke over the reply" in text
+    assert "swaramd demo: OK. 3 turns started by the word “okay nabu”" in text
+    assert not sim.invalid
+
+
 def test_a_bad_out_path_fails_in_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "swaramd.demo", "--out",
                            str(tmp_path / "missing" / "x.wav")],

@@ -14,13 +14,18 @@ measures latencies on the speaker's own sample clock.
 
 `demo_recording()` lays out the user's side of the demo conversation: three
 utterances separated by pauses, timed so that the third one falls while the
-second reply is still playing (the barge-in).
+second reply is still playing (the barge-in). `wake_recording()` puts the
+wake word in front of them, spoken by espeak-ng (a wake-word model does not
+answer to a speech-like signal): the one part made by a speech synthesiser.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +132,7 @@ UTTERANCES = (
 )
 RECORDING_S = 12.0
 USER_F0 = 125.0
+USER_LEVEL = 0.45       # the user's peak, of full scale
 
 
 def demo_recording(utterances: tuple[Utterance, ...] = UTTERANCES,
@@ -134,10 +140,52 @@ def demo_recording(utterances: tuple[Utterance, ...] = UTTERANCES,
     """The microphone's side of the demo: speech-like bursts at the utterances' times."""
     out = np.zeros(int(RATE * seconds), dtype="<i2")
     for i, u in enumerate(utterances):
-        burst = speechlike(u.end_s - u.start_s, f0=USER_F0, seed=100 + i, level=0.45)
+        burst = speechlike(u.end_s - u.start_s, f0=USER_F0, seed=100 + i, level=USER_LEVEL)
         start = int(RATE * u.start_s)
         out[start:start + len(burst)] = burst[: len(out) - start]
     return out
+
+
+WAKE_WORD = "okay_nabu"     # conversation.wake_word for `swaramd demo --wake-word`
+WAKE_PHRASE = "okay nabu"   # what espeak-ng says for it
+WAKE_AT_S = 1.0             # when the word starts in the recording
+WAKE_SHIFT_S = 2.0          # the utterances come this much later than without the word
+
+
+def spoken(text: str, voice: str = "en-us", speed: int = 150) -> Samples:
+    """`text` as espeak-ng says it: 24 kHz, trimmed, peaking at `USER_LEVEL`.
+    Raises OSError when espeak-ng is not installed or fails."""
+    tts = shutil.which("espeak-ng")
+    if tts is None:
+        raise OSError("espeak-ng is not installed (apt install espeak-ng)")
+    with tempfile.TemporaryDirectory(prefix="swaramd-demo-") as tmp:
+        path = Path(tmp) / "word.wav"
+        done = subprocess.run([tts, "-v", voice, "-s", str(speed), "-w", str(path), text],
+                              capture_output=True, timeout=60, check=False)
+        if done.returncode != 0 or not path.exists():
+            raise OSError(f"espeak-ng failed: {done.stderr.decode(errors='replace').strip()}")
+        with wave.open(str(path), "rb") as w:
+            rate = w.getframerate()
+            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    import soxr
+    audio = soxr.resample(pcm.astype(np.float32) / 32768, rate, RATE)
+    loud = np.nonzero(np.abs(audio) > 0.01)[0]
+    if not len(loud):
+        raise OSError("espeak-ng produced silence")
+    audio = audio[loud[0]:loud[-1] + 1]
+    out: Samples = (audio * (USER_LEVEL / float(np.max(np.abs(audio)))) * 32767).astype("<i2")
+    return out
+
+
+def wake_recording() -> tuple[Samples, tuple[Utterance, ...]]:
+    """The wake word at `WAKE_AT_S`, then the demo's utterances `WAKE_SHIFT_S` later."""
+    utterances = tuple(replace(u, start_s=u.start_s + WAKE_SHIFT_S, end_s=u.end_s + WAKE_SHIFT_S)
+                       for u in UTTERANCES)
+    out = demo_recording(utterances, RECORDING_S + WAKE_SHIFT_S)
+    word = spoken(WAKE_PHRASE)
+    start = int(RATE * WAKE_AT_S)
+    out[start:start + len(word)] = word
+    return out, utterances
 
 
 def write_wav(path: Path, samples: Samples) -> Path:

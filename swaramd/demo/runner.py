@@ -11,7 +11,9 @@ socket, and the service's own journal.
 Choices, and why:
 
 - `conversation.mode: on_demand`, the smart speaker: a button press starts
-  the conversation and another ends it (close 1000), as a user would.
+  the conversation and another ends it (close 1000), as a user would. With
+  `--wake-word`, the spoken word "okay nabu" (espeak-ng, at the start of the
+  recording) starts it instead (`conversation.wake_word: okay_nabu`).
 - `audio.gate: open` (on_demand's default): all mic audio goes up, so the
   simulated service's own VAD does the turn-taking, as the real one does.
 - `audio.duplex: full`: the WAV "microphone" hears no echo, like hardware
@@ -48,7 +50,17 @@ from swaramd.demo.harness import (
     wait_until,
     write_config,
 )
-from swaramd.demo.recording import RECORDING_S, Samples, demo_recording, read_wav, write_wav
+from swaramd.demo.recording import (
+    RECORDING_S,
+    WAKE_PHRASE,
+    WAKE_SHIFT_S,
+    WAKE_WORD,
+    Samples,
+    demo_recording,
+    read_wav,
+    wake_recording,
+    write_wav,
+)
 from swaramd.demo.report import file_report, print_summary
 from swaramd.demo.script import DemoScript
 from swaramd.demo.selftest import audio_demo, preflight_audio
@@ -69,10 +81,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"where to write what the speaker played (default ./{DEFAULT_OUT})")
     parser.add_argument("--seconds", metavar="S", type=float, default=30.0,
                         help="--audio: how long to listen at most (default 30)")
+    parser.add_argument("--wake-word", action="store_true",
+                        help=f"start the conversation by the spoken wake word "
+                             f"“{WAKE_PHRASE}” (espeak-ng) instead of the mock button")
 
 
 def run_demo(argv: Sequence[str] | None = None) -> int:
-    """`swaramd demo [--audio] [--out PATH]`; returns the exit code (0: it completed)."""
+    """`swaramd demo [--audio] [--out PATH] [--wake-word]`; returns the exit code (0: it
+    completed)."""
     parser = argparse.ArgumentParser(
         prog="swaramd demo",
         description="A whole conversation against an embedded simulated swaram service: "
@@ -97,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             out = writable(args.out)
         with tempfile.TemporaryDirectory(prefix="swaramd-demo-") as tmp:
             main = audio_demo(args.seconds, Path(tmp), timeline) if args.audio \
-                else file_demo(out, Path(tmp), timeline)
+                else file_demo(out, Path(tmp), timeline, wake_word=args.wake_word)
             return asyncio.run(main)
     except (DemoFailed, SwaramdError, OSError) as exc:
         timeline.end_progress()
@@ -128,31 +144,46 @@ def writable(name: str) -> Path:
     return out
 
 
-async def file_demo(out: Path, tmp: Path, tl: Timeline) -> int:
-    """Three turns (one with get_time), a barge-in and a goodbye, through WAV files."""
-    mic = write_wav(tmp / "mic.wav", demo_recording())
+async def file_demo(out: Path, tmp: Path, tl: Timeline, *, wake_word: bool = False) -> int:
+    """Three turns (one with get_time), a barge-in and a goodbye, through WAV files;
+    started by a press, or by the spoken wake word."""
+    shift = WAKE_SHIFT_S if wake_word else 0.0
+    recording = wake_recording()[0] if wake_word else demo_recording()
+    mic = write_wav(tmp / "mic.wav", recording)
+    conversation = {"mode": "on_demand"} | ({"wake_word": WAKE_WORD} if wake_word else {})
     async with SimulatedSwaram(DemoScript(), listener=JournalLines(tl)) as sim:
         cfg = write_config(tmp, sim.url, audio={
             "backend": "wav", "wav_input": str(mic), "wav_output": str(out),
             "duplex": "full", "gate": "open"},
-            gpio={"pin_factory": "mock"}, conversation={"mode": "on_demand"})
+            gpio={"pin_factory": "mock"}, conversation=conversation)
         tl.say("swaramd demo: the real daemon, end to end, with no hardware and no key.")
         tl.say(f"  service     a simulated swaram on {sim.url.split('/v1')[0]} (swaramd/demo/)")
-        tl.say(f"  microphone  a generated recording, {RECORDING_S:.0f} s: three speech-like "
-               "utterances; the third comes while")
+        if wake_word:
+            tl.say(f"  microphone  a generated recording, {RECORDING_S + shift:.0f} s: the wake "
+                   f"word “{WAKE_PHRASE}” (espeak-ng), then")
+            tl.say("              three speech-like utterances; the third comes while")
+        else:
+            tl.say(f"  microphone  a generated recording, {RECORDING_S:.0f} s: three "
+                   "speech-like utterances; the third comes while")
         tl.say("              the second reply plays. The WAV microphone has no echo, so the "
                "demo runs duplex full:")
         tl.say("              the service hears that barge-in, as with an echo-cancelling mic.")
         tl.say(f"  speaker     {out}")
-        tl.say("  button      gpiozero mock pins (mode on_demand: a press starts, a press ends)")
+        if wake_word:
+            tl.say(f"  button      gpiozero mock pins (mode on_demand, wake word {WAKE_WORD}: "
+                   "the word starts, a press ends)")
+        else:
+            tl.say("  button      gpiozero mock pins (mode on_demand: a press starts, a press "
+                   "ends)")
         tl.say("  key         a throwaway file; the simulator wants a Bearer key, any key")
         tl.say()
         clock = SpeakerClock(period=24 * min(cfg.audio.frame_ms, 20))  # the WAV period
         marks: dict[str, Any] = {}
         with install_timeline_log(tl) as log_lines:
             daemon = Daemon(cfg, state_dir=tmp / "state")
-            director = direct_file_demo(daemon, sim, tl, marks)
-            result = await drive(daemon, director, tl, EXPECTED_S, DEADLINE_S, clock)
+            director = direct_file_demo(daemon, sim, tl, marks, wake_word=wake_word)
+            result = await drive(daemon, director, tl, EXPECTED_S + shift, DEADLINE_S + shift,
+                                 clock)
     report = file_report(speaker_output(out), sim, clock, marks,
                          barge_in_logged=log_lines.seen["barge-in"] > 0)
     if sim.turns:
@@ -166,8 +197,9 @@ async def file_demo(out: Path, tmp: Path, tl: Timeline) -> int:
     if problem:
         raise DemoFailed(problem)
     barge_in = report.turns[1].silence_ms or 0.0
-    tl.say(f"swaramd demo: OK. {len(report.turns)} turns, the get_time tool call, and a "
-           f"barge-in silenced in {barge_in:.0f} ms.")
+    started = f" started by the word “{WAKE_PHRASE}”" if wake_word else ""
+    tl.say(f"swaramd demo: OK. {len(report.turns)} turns{started}, the get_time tool call, "
+           f"and a barge-in silenced in {barge_in:.0f} ms.")
     return 0
 
 
@@ -180,17 +212,22 @@ def speaker_output(out: Path) -> Samples | None:
 
 
 async def direct_file_demo(daemon: Daemon, sim: SimulatedSwaram, tl: Timeline,
-                           marks: dict[str, Any]) -> None:
-    """Press the button, let the recording talk, press again to hang up."""
+                           marks: dict[str, Any], *, wake_word: bool = False) -> None:
+    """Press the button (or let the recording say the wake word), let the recording talk,
+    press again to hang up."""
     pin = daemon.cfg.gpio.button_pin
     engine = await wait_audio_open(daemon, 10, "the WAV audio did not start")
     await wait_until(lambda: daemon.status.state is State.IDLE and engine.rendered_samples > 0,
                      5, "the daemon did not start")
-    await asyncio.sleep(0.25)                   # let the "ready" tone play
-    await press(pin, tl, "start a conversation")
+    if wake_word:
+        await wait_until(lambda: daemon.conversation.shown is not State.IDLE, 10,
+                         f"the wake word “{WAKE_PHRASE}” was not heard")
+    else:
+        await asyncio.sleep(0.25)               # let the "ready" tone play
+        await press(pin, tl, "start a conversation")
     try:
         await sim.wait_for(lambda: len(sim.turns) >= 3 and sim.turns[2].reply_status
-                           == "completed", DEADLINE_S - 15)
+                           == "completed", DEADLINE_S - 15 + (WAKE_SHIFT_S if wake_word else 0))
     except TimeoutError:
         raise DemoFailed(what_is_missing(sim)) from None
     await wait_until(lambda: daemon.conversation.base is State.LISTENING, 10,

@@ -122,6 +122,8 @@ class TimelineLog(logging.Handler):
             return "user", f"“{args[0]}”{tl.gloss(str(args[0]))}"
         if msg == "swaram said: %s%s":
             return "swaram", f"“{args[0]}”{args[1]}{tl.gloss(str(args[0]))}"
+        if msg == "wake word %s heard (score %.2f)":
+            return "wake", f"heard the wake word {args[0]} (score {args[1]:.2f})"
         if msg == "tool %s(%s) -> %s":
             return "tool", f"ran {args[0]}({args[1]}) → {args[2]}"
         if record.levelno >= logging.WARNING:
