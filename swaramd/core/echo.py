@@ -24,7 +24,10 @@ Rules this module keeps:
   delay estimate moves (clock drift between two devices). Moves are counted.
 - The acoustic delay is estimated now and then by a cross-correlation
   (phase transform, on a 4x decimated second of audio) while the speaker
-  plays; two agreeing estimates move the alignment. Cheap and rare.
+  plays; two agreeing estimates move the alignment. Cheap and rare. Once
+  the filter works, a move needs ERLE down and the echo still in the
+  kernel's output (the same correlation, run on the output): the user
+  talking over the reply also brings ERLE down, but leaves no echo there.
 - One canceller for the daemon's life: nothing here resets the filter per
   reply. It learns the room during the first seconds of playback. The
   kernel's output passes through `core.echo_guard.EchoGuard`: the mic is
@@ -158,6 +161,7 @@ class EchoCanceller:
         warm = int(rate * WARM_UP_S) // n * n
         ring = -(-max(est, warm) // n) * n
         self._mic_hist: Samples = np.zeros(ring, dtype=np.int16)    # a ring of whole frames
+        self._out_hist: Samples = np.zeros(ring, dtype=np.int16)    # the kernel's output, alike
         self._warm_len = warm
         self._warm: list[int] = []       # mic positions still to replay, newest last
         self._scratch: Samples = np.zeros(n, dtype=np.int16)
@@ -294,6 +298,10 @@ class EchoCanceller:
     def _cancel(self, mic: Samples, playing: bool) -> Samples:
         """Run the kernel on `mic` and the guard on its output (the previous frame)."""
         self.kernel.process(mic, self._ref, self._out)
+        k = self._mic_count - 2 * self.frame    # the output is the previous frame's
+        if k >= 0:
+            a = k % len(self._out_hist)
+            self._out_hist[a:a + self.frame] = self._out
         buf = self._fbuf
         np.copyto(buf, self._out)
         out_e = float(np.dot(buf, buf)) * self._escale
@@ -362,10 +370,11 @@ class EchoCanceller:
 
     def _recent_mic(self, n: int) -> Samples:
         """The last `n` mic samples, oldest first (a copy)."""
-        hist, end = self._mic_hist, self._mic_count % len(self._mic_hist)
-        if n <= end:
-            return hist[end - n:end].copy()
-        return np.concatenate((hist[len(hist) - (n - end):], hist[:end]))
+        return _last(self._mic_hist, self._mic_count, n)
+
+    def _recent_out(self, n: int) -> Samples:
+        """The kernel's last `n` output samples (up to the previous frame), oldest first."""
+        return _last(self._out_hist, self._mic_count - self.frame, n)
 
     # --- relearning --------------------------------------------------------
 
@@ -412,20 +421,31 @@ class EchoCanceller:
         # under it would undo what it learnt. A slip (a period lost between the two
         # directions, clock drift) shows as ERLE falling: then re-align.
         if len(recent) == 2 and abs(recent[0] - recent[1]) <= self.rate * AGREE_MS / 1000 \
-                and (self._delay is None or self._guardian.erle_below(SLIPPED_DB)):
+                and (self._delay is None or self._slipped()):
             self._set_delay(lag)
 
-    def _estimate_lag(self) -> int | None:
-        """The echo's delay behind the device-time alignment, in samples, or None."""
+    def _slipped(self) -> bool:
+        """Whether the echo has moved under the filter: ERLE is down and the echo is still
+        in the kernel's output. The user talking over the reply also brings ERLE down (and
+        a loud word skews the estimate), but then the output is the user, not the echo."""
+        if not self._guardian.erle_below(SLIPPED_DB):
+            return False
+        end = self._mic_count - self.frame
+        return self._estimate_lag(self._recent_out(self._est_len), end) is not None
+
+    def _estimate_lag(self, heard: Samples | None = None, end: int | None = None) -> int | None:
+        """The echo's delay behind the device-time alignment, in samples, or None: in the
+        last `_est_len` mic samples, or in `heard`, the samples up to position `end`."""
         w, d, neg = self._est_len, DECIMATE, self._neg_lag
-        k0 = self._mic_count - w
+        k0 = (self._mic_count if end is None else end) - w
         start = k0 + self._base_delay() - self._max_lag
         ref = np.zeros(w + self._max_lag + neg, dtype=np.int16)
         self._read_ref(start, ref)
         if _energy(ref) < level(ACTIVE_DBFS):
             return None
         x = ref[:len(ref) // d * d].astype(np.float32).reshape(-1, d).mean(axis=1)
-        y = self._recent_mic(w).astype(np.float32).reshape(-1, d).mean(axis=1)
+        y = (self._recent_mic(w) if heard is None else heard
+             ).astype(np.float32).reshape(-1, d).mean(axis=1)
         n = 1 << int(len(x) + len(y)).bit_length()
         spec = np.fft.rfft(y, n) * np.conj(np.fft.rfft(x, n))
         spec /= np.abs(spec) + 1e-9
@@ -458,6 +478,14 @@ class EchoCanceller:
                 # the last seconds. Later moves (clock drift, a period slipped between
                 # the directions) re-align the reference under a filter that stays valid.
                 self._relearn()
+
+
+def _last(hist: Samples, count: int, n: int) -> Samples:
+    """The `n` samples of the ring `hist` before position `count`, oldest first (a copy)."""
+    end = count % len(hist)
+    if n <= end:
+        return hist[end - n:end].copy()
+    return np.concatenate((hist[len(hist) - (n - end):], hist[:end]))
 
 
 def _energy(x: Samples) -> float:

@@ -211,3 +211,34 @@ def test_converged_residual_stays_under_the_user_who_still_gets_through(delay_ms
     both[run.reply_end // (R // 10):] = False
     assert np.mean(out[both] > speech) > 0.8
     assert run.canceller.stats().clipped_s > 1      # the echo at +12 dB clips the mic
+
+
+def test_a_user_talking_over_the_reply_does_not_move_the_alignment():
+    # The user, louder than the echo, in phrases 0.7 s apart: ERLE stays down for
+    # seconds and the delay estimates over the words are skewed; the filter is fine.
+    run = simulate(60, -6, talk_s=(9.0, 14.0, 19.0, 24.0))
+    assert run.canceller.realigns == 1        # the first alignment only
+    assert run.canceller.stats().delay_ms == pytest.approx(60, abs=3)
+
+
+def test_an_echo_that_moves_under_the_filter_is_realigned():
+    # The echo comes 40 ms earlier from 16 s on (a period lost between the directions):
+    # before the filter's start, so only a new alignment brings the echo back under it.
+    reply, _ = voices()
+    ref = reply.astype(np.float32)
+    before, after = (room.scale_to(room.echo_of(ref, room.room_response(ms, 250)), 2 * USER_RMS)
+                     for ms in (60, 20))
+    cut = 16 * R
+    noise = np.random.default_rng(5).standard_normal(len(ref)).astype(np.float32) * 5e-4
+    mic = np.concatenate([before[:cut], after[cut:]]) + noise
+    mic_pcm, ref_pcm = room.to_pcm(mic), room.to_pcm(ref)
+    ec = EchoCanceller(SpeexEchoKernel(480, int(R * 0.3), R), R)
+    outs = []
+    for i in range(0, len(ref) - PERIOD + 1, PERIOD):
+        ec.push_reference(ref_pcm[i:i + PERIOD], 100.0 + i / R)
+        outs.append(ec.process(mic_pcm[i:i + PERIOD], 100.0 + i / R))
+    out = np.concatenate(outs).astype(np.float32) / 32767
+    assert ec.realigns == 2
+    assert ec.stats().delay_ms == pytest.approx(20, abs=3)
+    tail_mic, tail_out = mic[len(out) - 6 * R:len(out)], out[-6 * R:]
+    assert 10 * np.log10(np.dot(tail_mic, tail_mic) / np.dot(tail_out, tail_out)) > 15
