@@ -252,10 +252,10 @@ def through_room(ref: np.ndarray, user: np.ndarray, h: np.ndarray, echo_rms: flo
     return mic
 
 
-def cancelled(ref: np.ndarray, mic: np.ndarray, hold: bool = True) -> np.ndarray:
+def cancelled(ref: np.ndarray, mic: np.ndarray, guarded: bool = True) -> np.ndarray:
     """The mic after a fresh canceller, the guard on (as the daemon runs it) or off, as
     the detector gets it (PCM16)."""
-    out, _, _ = echo_bench.run({"mic": mic, "ref": ref}, hold=hold)
+    out, _, _ = echo_bench.run({"mic": mic, "ref": ref}, guarded=guarded)
     return room.to_pcm(out)
 
 
@@ -277,7 +277,7 @@ def playback(word: str, sensitivities: list[float], clips: Clips, replies: np.nd
     for ref, user in early_scenes(clips, replies):
         mic = through_room(ref, user, h, echo_rms, seed=3)
         outs["cancelled"].append(cancelled(ref, mic))
-        outs["no guard"].append(cancelled(ref, mic, hold=False))
+        outs["no guard"].append(cancelled(ref, mic, guarded=False))
         outs["bare mic"].append(room.to_pcm(mic))
         said = np.nonzero(user)[0]
         windows.append(((t + said[0]) / RATE, (t + said[-1] + 1) / RATE + 1.0))
