@@ -21,9 +21,6 @@ answer to a speech-like signal): the one part made by a speech synthesiser.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
 import wave
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -155,20 +152,8 @@ WAKE_SHIFT_S = 2.0          # the utterances come this much later than without t
 def spoken(text: str, voice: str = "en-us", speed: int = 150) -> Samples:
     """`text` as espeak-ng says it: 24 kHz, trimmed, peaking at `USER_LEVEL`.
     Raises OSError when espeak-ng is not installed or fails."""
-    tts = shutil.which("espeak-ng")
-    if tts is None:
-        raise OSError("espeak-ng is not installed (apt install espeak-ng)")
-    with tempfile.TemporaryDirectory(prefix="swaramd-demo-") as tmp:
-        path = Path(tmp) / "word.wav"
-        done = subprocess.run([tts, "-v", voice, "-s", str(speed), "-w", str(path), text],
-                              capture_output=True, timeout=60, check=False)
-        if done.returncode != 0 or not path.exists():
-            raise OSError(f"espeak-ng failed: {done.stderr.decode(errors='replace').strip()}")
-        with wave.open(str(path), "rb") as w:
-            rate = w.getframerate()
-            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-    import soxr
-    audio = soxr.resample(pcm.astype(np.float32) / 32768, rate, RATE)
+    from swaramd.demo.room import espeak
+    audio = espeak(text, voice, speed)
     loud = np.nonzero(np.abs(audio) > 0.01)[0]
     if not len(loud):
         raise OSError("espeak-ng produced silence")

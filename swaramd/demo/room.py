@@ -38,15 +38,24 @@ SENTENCES = (
 
 def speech(text: str, voice: str = "en", speed: int = 160, seed: int = 0) -> Signal:
     """`text` spoken at 24 kHz, peak normalised to 0.5."""
+    try:
+        return _normalise(espeak(text, voice, speed))
+    except OSError:
+        return _normalise(_voice_like(len(text) * 0.065, seed))
+
+
+def espeak(text: str, voice: str = "en", speed: int = 160) -> Signal:
+    """`text` as espeak-ng says it, at 24 kHz; OSError when it is missing or fails."""
     tts = shutil.which("espeak-ng")
-    if tts is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "say.wav"
-            done = subprocess.run([tts, "-v", voice, "-s", str(speed), "-w", str(path), text],
-                                  capture_output=True, timeout=60, check=False)
-            if done.returncode == 0 and path.exists():
-                return _normalise(_read_wav(path))
-    return _normalise(_voice_like(len(text) * 0.065, seed))
+    if tts is None:
+        raise OSError("espeak-ng is not installed (apt install espeak-ng)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "say.wav"
+        done = subprocess.run([tts, "-v", voice, "-s", str(speed), "-w", str(path), text],
+                              capture_output=True, timeout=60, check=False)
+        if done.returncode != 0 or not path.exists():
+            raise OSError(f"espeak-ng failed: {done.stderr.decode(errors='replace').strip()}")
+        return _read_wav(path)
 
 
 def _read_wav(path: Path) -> Signal:

@@ -181,7 +181,8 @@ async def file_demo(out: Path, tmp: Path, tl: Timeline, *, wake_word: bool = Fal
         marks: dict[str, Any] = {}
         with install_timeline_log(tl) as log_lines:
             daemon = Daemon(cfg, state_dir=tmp / "state")
-            director = direct_file_demo(daemon, sim, tl, marks, wake_word=wake_word)
+            director = direct_file_demo(daemon, sim, tl, marks, wake_word=wake_word,
+                                        deadline_s=DEADLINE_S + shift)
             result = await drive(daemon, director, tl, EXPECTED_S + shift, DEADLINE_S + shift,
                                  clock)
     report = file_report(speaker_output(out), sim, clock, marks,
@@ -212,7 +213,8 @@ def speaker_output(out: Path) -> Samples | None:
 
 
 async def direct_file_demo(daemon: Daemon, sim: SimulatedSwaram, tl: Timeline,
-                           marks: dict[str, Any], *, wake_word: bool = False) -> None:
+                           marks: dict[str, Any], *, wake_word: bool = False,
+                           deadline_s: float = DEADLINE_S) -> None:
     """Press the button (or let the recording say the wake word), let the recording talk,
     press again to hang up."""
     pin = daemon.cfg.gpio.button_pin
@@ -227,7 +229,7 @@ async def direct_file_demo(daemon: Daemon, sim: SimulatedSwaram, tl: Timeline,
         await press(pin, tl, "start a conversation")
     try:
         await sim.wait_for(lambda: len(sim.turns) >= 3 and sim.turns[2].reply_status
-                           == "completed", DEADLINE_S - 15 + (WAKE_SHIFT_S if wake_word else 0))
+                           == "completed", deadline_s - 15)
     except TimeoutError:
         raise DemoFailed(what_is_missing(sim)) from None
     await wait_until(lambda: daemon.conversation.base is State.LISTENING, 10,
