@@ -27,6 +27,7 @@ from __future__ import annotations
 # The measured process imports only what the audio path needs: argument parsing, jackd,
 # the ALSA config and the bytecode compile live in the parent (see main()).
 import asyncio
+import dataclasses
 import base64
 import json
 import os
@@ -265,7 +266,7 @@ async def run(seconds: float, rate: int, period: int, state_dir: Path, bare: boo
     print(f"peak private memory (RssAnon): {peak['RssAnon'] / 1024:.1f} MB; "
           f"peak RSS {peak['VmRSS'] / 1024:.1f} MB of which shared memory "
           f"{peak['RssShmem'] / 1024:.1f} MB and file-backed {peak['RssFile'] / 1024:.1f} MB")
-    print(f"frames sent: {sent[0]}; counters: {counters.as_dict()}")
+    print(f"frames sent: {sent[0]}; counters: {dataclasses.asdict(counters)}")
     if counters_ is not None:
         print(f"perf: {counters_.result(wall)}")
     if counted is not None:
