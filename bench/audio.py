@@ -27,8 +27,8 @@ from __future__ import annotations
 # The measured process imports only what the audio path needs: argument parsing, jackd,
 # the ALSA config and the bytecode compile live in the parent (see main()).
 import asyncio
-import dataclasses
 import base64
+import dataclasses
 import json
 import os
 import sys
