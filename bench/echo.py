@@ -22,6 +22,10 @@ It prints:
 - an energy-VAD stand-in for the service's detector (a 100 ms chunk "is
   speech" when its level is within 12 dB of the user's speech level): how many
   reply-only chunks fire it, and the share of the user's chunks it finds;
+- a stricter judge: the turn detector of `swaramd demo`'s simulated service
+  (`swaramd.demo.vad.EnergyVad`: 20 ms frames 12 dB over a tracked floor and
+  over -50 dBFS, three in a row start speech), fed the uplink as the service
+  would be: each speech start in reply-only audio would cancel the reply;
 - CPU ms per audio second of the canceller (kernel + alignment + estimate),
   over the whole scene and in its last 9 s (settled, the reply playing).
 Method and recorded figures: docs/performance.md.
@@ -41,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from swaramd.adapters.speex import SpeexEchoKernel
 from swaramd.core.echo import EchoCanceller
 from swaramd.demo import room
+from swaramd.demo.vad import EnergyVad
 
 R = room.RATE
 PERIOD = 480
@@ -147,6 +152,11 @@ def main() -> None:
           f"{int(np.sum((fires & reply_only)[:30]))}); finds "
           f"{100 * np.mean(fires[user_chunks]):.0f} % of {int(np.sum(user_chunks))} user chunks "
           f"({100 * np.mean(fires[user_chunks & (ref_db > -50)]):.0f} % while both talk)")
+    starts = [c.audio_ms / 1000 for c in EnergyVad().feed(room.to_pcm(out)) if c.started]
+    false = [t for t in starts if reply_only[min(int(t * 10), len(reply_only) - 1)]]
+    print(f"simulated service's VAD: {len(false)} speech starts in reply-only audio"
+          f"{' (at ' + ', '.join(f'{t:.2f}' for t in false) + ' s)' if false else ''}; "
+          f"{len(starts)} in all")
     print(f"CPU: {1000 * cpu / seconds:.1f} ms per audio second over the scene (the "
           f"first seconds' replay included); {1000 * late / 9:.1f} while the reply plays "
           f"at 29-38 s")
