@@ -153,7 +153,7 @@ def main() -> None:
           f"{100 * np.mean(fires[user_chunks]):.0f} % of {int(np.sum(user_chunks))} user chunks "
           f"({100 * np.mean(fires[user_chunks & (ref_db > -50)]):.0f} % while both talk)")
     starts = [c.audio_ms / 1000 for c in EnergyVad().feed(room.to_pcm(out)) if c.started]
-    false = [t for t in starts if reply_only[min(int(t * 10), len(reply_only) - 1)]]
+    false = [t for t in starts if reply_only[min(int(t * R) // CHUNK, len(reply_only) - 1)]]
     print(f"simulated service's VAD: {len(false)} speech starts in reply-only audio"
           f"{' (at ' + ', '.join(f'{t:.2f}' for t in false) + ' s)' if false else ''}; "
           f"{len(starts)} in all")
