@@ -79,6 +79,7 @@ IN_FLIGHT_BYTES = 32 * 1024
 AUDIO_LAG_S = 0.5
 PROBE_EVERY_S = 0.25
 SEND_POLL_S = 0.02
+UNSENT_EVERY_S = 0.1       # the socket's send queue is read (an ioctl) at most this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +158,8 @@ class Link:
         self._hung_up = False
         self._probe: tuple[float, asyncio.Future[float]] | None = None
         self._next_probe = 0.0
+        self._unsent = 0                 # the socket's send queue when last read
+        self._next_unsent = 0.0
         self.state = LinkState.IDLE
 
     # --- owner's controls ---------------------------------------------------
@@ -211,9 +214,15 @@ class Link:
             await asyncio.sleep(SEND_POLL_S)
 
     async def _backed_up(self, ws: ClientConnection) -> bool:
-        if ws.transport.get_write_buffer_size() + _unsent(ws) > IN_FLIGHT_BYTES:
-            return True
         now = self._clock()
+        # Read every frame, the kernel's queue would cost a system call per frame;
+        # every UNSENT_EVERY_S it lets at most a few frames more into the kernel.
+        # While over the bound it is read on every poll, so sending resumes at once.
+        if now >= self._next_unsent or self._unsent > IN_FLIGHT_BYTES // 2:
+            self._unsent = _unsent(ws)
+            self._next_unsent = now + UNSENT_EVERY_S
+        if ws.transport.get_write_buffer_size() + self._unsent > IN_FLIGHT_BYTES:
+            return True
         if self._probe is not None:
             sent_at, pong = self._probe
             if not pong.done():
@@ -292,6 +301,7 @@ class Link:
             return None
         self._ws = ws
         self._probe = None
+        self._unsent, self._next_unsent = 0, 0.0
         try:
             return await self._converse(ws)
         finally:
