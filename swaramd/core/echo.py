@@ -28,6 +28,8 @@ Rules this module keeps:
   the filter works, a move needs ERLE down and the echo still in the
   kernel's output (the same correlation, run on the output): the user
   talking over the reply also brings ERLE down, but leaves no echo there.
+  While ERLE holds, or while the mic does not hear the speaker at all, no
+  correlation runs.
 - One canceller for the daemon's life: nothing here resets the filter per
   reply. It learns the room during the first seconds of playback. The
   kernel's output passes through `core.echo_guard.EchoGuard`: the mic is
@@ -169,6 +171,7 @@ class EchoCanceller:
         self._warm_ref: Samples = np.zeros(n, dtype=np.int16)
         self._fbuf = np.zeros(n, dtype=np.float32)
         self._escale = 1.0 / (32768.0 * 32768.0 * n)
+        self._clip_e = 0.999 * CLIP * CLIP * self._escale   # float32 sums round
         self._mic_clock = _Clock(rate)
         self._mic_count = 0              # mic samples ever processed (kernel frames)
         self._pending: Samples = np.zeros(n, dtype=np.int16)
@@ -307,7 +310,8 @@ class EchoCanceller:
         out_e = float(np.dot(buf, buf)) * self._escale
         np.copyto(buf, mic)
         mic_e = float(np.dot(buf, buf)) * self._escale
-        clipped = bool(buf.max() >= CLIP or buf.min() <= -CLIP)
+        # A frame with a sample at CLIP has at least CLIP**2 in its sum of squares.
+        clipped = mic_e >= self._clip_e and bool(buf.max() >= CLIP or buf.min() <= -CLIP)
         g = self._guardian
         gain = g.frame_gain(self._last_mic_e, out_e, self._last_clipped, playing)
         self._last_mic_e, self._last_clipped = mic_e, clipped
@@ -404,9 +408,18 @@ class EchoCanceller:
     # --- delay estimate ------------------------------------------------------
 
     def _maybe_estimate(self) -> None:
-        settled = self.guard is Guard.CONVERGED and not self._guardian.erle_below(SLIPPED_DB)
+        guardian = self._guardian
+        # Settled: nothing would move the alignment (that takes ERLE down). No echo
+        # heard (headphones, a speakerphone cancelling in hardware): a lag found there
+        # is chance, and moving to it would hold the mic to learn again. Either way
+        # the correlation is skipped, and a slip is judged on two estimates after it.
+        idle = (self.guard is Guard.CONVERGED and not guardian.erle_below(SLIPPED_DB)
+                ) or not guardian.hears_echo()
         self._next_estimate = self._mic_count + int(self.rate * (
-            CHECK_EVERY_S if settled else ESTIMATE_EVERY_S))
+            CHECK_EVERY_S if idle else ESTIMATE_EVERY_S))
+        if idle:
+            self._recent_lags.clear()
+            return
         if self._mic_count < self._est_len or self._mic_count > self._active_until:
             return
         lag = self._estimate_lag()

@@ -29,7 +29,9 @@ Rules this module keeps:
   leaves louder than the mic heard it (a filter gone wrong adds echo).
 - ERLE (mic energy over output energy) is measured only while the speaker
   plays, over about a second; it is what status shows and what tells the
-  canceller that the echo has moved.
+  canceller that the echo has moved. A mic no louder while the speaker plays
+  than while it rests does not hear it (`hears_echo`): there is no echo to
+  align to.
 - The gain moves across a frame in a straight line from the previous
   frame's gain: no clicks. Nothing is allocated per frame but the frame
   that leaves.
@@ -55,6 +57,7 @@ NEAR_END_MARGIN_DB = 6.0   # a frame this far under the usual ERLE is the user
 FLOOR_S = 0.5              # how fast the usual ERLE follows echo frames
 FLOOR_LEAK_DB_S = 1.0      # ... and sinks while frames look like the user
 ERLE_WINDOW_S = 1.0
+NO_ECHO_DB = 3.0           # the mic no louder than this over its rest while playing: no echo
 CLIP = 32000               # a mic sample this large was clipped on the way in
 
 
@@ -145,6 +148,14 @@ class EchoGuard:
         if self._erle_n <= self.rate // 2 or self._erle_out <= 0:
             return None
         return 10 * math.log10(max(self._erle_mic, 1e-12) / self._erle_out)
+
+    def hears_echo(self) -> bool:
+        """Whether the mic hears the speaker: over the last second of playback it is at
+        least `NO_ECHO_DB` louder than while the speaker rests (True until both are known).
+        Headphones, or a speakerphone that cancels in hardware, leave it at its rest."""
+        if self._noise <= 0 or self._erle_n <= self.rate // 2:
+            return True
+        return self._erle_mic >= self._noise * 10 ** (NO_ECHO_DB / 10)
 
     def erle_below(self, db: float) -> bool:
         """Whether ERLE over the last second is under `db`."""

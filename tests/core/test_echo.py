@@ -242,3 +242,32 @@ def test_an_echo_that_moves_under_the_filter_is_realigned():
     assert ec.stats().delay_ms == pytest.approx(20, abs=3)
     tail_mic, tail_out = mic[len(out) - 6 * R:len(out)], out[-6 * R:]
     assert 10 * np.log10(np.dot(tail_mic, tail_mic) / np.dot(tail_out, tail_out)) > 15
+
+
+def test_a_mic_that_does_not_hear_the_speaker_is_never_realigned(monkeypatch):
+    # Headphones, or a speakerphone that cancels in hardware: the mic carries a steady
+    # tone and the room's noise, never the reply. A delay search finds nothing real
+    # there: once the mic is known at rest, none runs, and nothing moves the alignment
+    # (a move would hold the mic again to relearn).
+    reply, _ = voices()
+    n = 40 * R
+    ref = np.zeros(n, np.float32)
+    for start in range(R, n - 3 * R, 5 * R):                  # 2.5 s replies every 5 s
+        at = start % (len(reply) - 3 * R)
+        ref[start:start + int(2.5 * R)] = reply[at:at + int(2.5 * R)]
+    t = np.arange(n) / R
+    mic = (0.05 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    mic += np.random.default_rng(5).standard_normal(n).astype(np.float32) * 5e-4
+    mic_pcm, ref_pcm = room.to_pcm(mic), room.to_pcm(room.scale_to(ref, 0.1))
+    ec = EchoCanceller(SpeexEchoKernel(480, int(R * 0.3), R), R)
+    searched = []
+    estimate = ec._estimate_lag
+    monkeypatch.setattr(ec, "_estimate_lag", lambda *a: searched.append(ec._mic_count)
+                        or estimate(*a))
+    for i in range(0, n - PERIOD + 1, PERIOD):
+        ec.push_reference(ref_pcm[i:i + PERIOD], 100.0 + i / R)
+        ec.process(mic_pcm[i:i + PERIOD], 100.0 + i / R)
+    stats = ec.stats()
+    assert stats.realigns == 0 and stats.delay_ms is None
+    assert stats.guard is Guard.CONVERGED                 # the user can talk over replies
+    assert not searched
