@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 from swaramd.adapters.control import query
+from swaramd.core.config import AudioConfig
+from swaramd.core.conversation import PTT_TAIL_S
 from swaramd.core.states import State
 from tests.daemon_rig import (
     RATE,
@@ -238,7 +240,8 @@ async def test_push_to_talk(tmp_path):
         cut = [e["type"] for e in events].index("input_audio_buffer.commit")
         tail = [e for e in events[cut:] if e["type"] == "input_audio_buffer.append"]
         # About 600 ms of silence after release, then nothing.
-        assert 20 <= len(tail) <= 40
+        frames = PTT_TAIL_S * 1000 / AudioConfig().frame_ms
+        assert 2 / 3 * frames <= len(tail) <= 4 / 3 * frames
         assert all(set(json.dumps(e["audio"])) <= set('"A=') for e in tail)
         before = len(appends(svc))
         await asyncio.sleep(0.5)

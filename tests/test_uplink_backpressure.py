@@ -10,6 +10,7 @@ import termios
 
 from swaramd.adapters.link import LinkTimings
 from swaramd.core import protocol
+from swaramd.core.config import AudioConfig
 from swaramd.daemon import Daemon
 from tests import daemon_rig
 from tests.daemon_rig import daemon_running
@@ -51,8 +52,10 @@ async def test_a_peer_that_stops_reading_costs_old_audio_not_latency(tmp_path, m
         peer.ws.transport.resume_reading()
         await peer.hold(30)
 
-    frame = protocol.audio_append_text(bytes(960))          # 20 ms of 24 kHz PCM16
-    one_second = 50 * (len(frame) + 8)                      # with the frame header and mask
+    frame_ms = AudioConfig().frame_ms                       # the default uplink frame
+    per_s = 1000 // frame_ms
+    frame = protocol.audio_append_text(bytes(48 * frame_ms))    # 24 kHz PCM16
+    one_second = per_s * (len(frame) + 8)                   # with the frame header and mask
     async with FakeService([script]) as svc, \
             daemon_running(tmp_path, svc, conversation={"mode": "always_on"}) as daemon:
         async with asyncio.timeout(15):
@@ -75,4 +78,4 @@ async def test_a_peer_that_stops_reading_costs_old_audio_not_latency(tmp_path, m
           f"{dropped} frames dropped")
     assert peak <= one_second, f"{peak} bytes buffered: {peak / one_second:.1f} s of audio"
     # PAUSE_S of audio came from the microphone; all but about a second is dropped.
-    assert dropped >= (PAUSE_S - 2.5) * 50, dropped
+    assert dropped >= (PAUSE_S - 2.5) * per_s, dropped

@@ -99,7 +99,7 @@ class EngineTuning:
     retry_delay_s: float = 3.0      # between attempts to reopen a missing or failed device
     stall_timeout_s: float = 1.0    # a stream silent this long has failed
     capture_s: float = 1.0          # capture ring: how long the loop may stall without loss
-    backlog_frames: int = 50        # uplink frames kept while the link lags (1 s at 20 ms)
+    backlog_s: float = 1.0          # uplink audio kept while the link lags, in whole frames
     playback_s: float = 30.0        # reply audio that may be queued ahead of the speaker
     start_timeout_s: float = 10.0   # how long start() waits for the first open attempt
     stuck_after_s: float = 10.0     # a device thread with no heartbeat this long is stuck
@@ -189,7 +189,8 @@ class AudioEngine:
         self._loop = loop
         self._frame_samples = WIRE_RATE * cfg.frame_ms // 1000
         self._framer = Framer(self._frame_samples)
-        self._backlog = FrameBacklog(self._tuning.backlog_frames)
+        self._backlog = FrameBacklog(max(1, round(self._tuning.backlog_s * 1000
+                                                  / cfg.frame_ms)))
         self._frame_ready = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
@@ -215,6 +216,7 @@ class AudioEngine:
         self._resampler_rates = (0, 0)
         self._pump_pending = False
         self._wake_fd = -1                  # eventfd: the device thread's wake for the pump
+        self._wake_samples = 1              # captured samples that make the pump worth a wake
         self._last_capture = 0.0
         self._last_render = 0.0
         self._heartbeat = 0.0               # the device thread's last sign of progress
@@ -528,6 +530,10 @@ class AudioEngine:
                 self._retired_overruns += cap.overflows
             self._capture = SampleRing(max(in_rate // 10, int(in_rate * t.capture_s)))
             self._in_rate = in_rate
+        # One wake of the loop per uplink frame, not per device period: a 40 ms frame on
+        # 20 ms periods wakes it every other period, and a frame leaves as soon as its
+        # last period is captured either way (`_pump` sets the next wake).
+        self._wake_samples = max(1, in_rate * self.cfg.frame_ms // 1000)
         if out_rate != self._out_rate:
             if pb is not None:
                 self._retired_underruns += pb.underruns
@@ -582,7 +588,7 @@ class AudioEngine:
         when = now - len(samples) / self._in_rate if adc_time is None else adc_time
         self._capture_mark = Mark(cap.written, when)
         cap.write(samples)
-        if not self._pump_pending:
+        if not self._pump_pending and cap.available >= self._wake_samples:
             self._pump_pending = True
             try:
                 os.eventfd_write(self._wake_fd, 1)
@@ -648,8 +654,13 @@ class AudioEngine:
             samples = step.process(samples, t)
         if not self.uplink_enabled:
             return
-        for frame in self._framer.feed(samples):
+        framer = self._framer
+        for frame in framer.feed(samples):
             self._backlog.push(frame)
+        # The next wake: once the ring holds what completes the framer's next frame (it
+        # keeps a partial one when a late loop read an odd number of periods).
+        self._wake_samples = max(1, (framer.frame_samples - framer.pending)
+                                 * self._in_rate // WIRE_RATE)
         if len(self._backlog):
             self._frame_ready.set()
 

@@ -87,7 +87,7 @@ class AudioConfig:
     backend: Backend = Backend.PYAUDIO
     input_device: str | int = "default"
     output_device: str | int = "default"
-    frame_ms: int = 20
+    frame_ms: int = 40
     wav_input: Path | None = None
     wav_output: Path | None = None
     duplex: Duplex = Duplex.AUTO

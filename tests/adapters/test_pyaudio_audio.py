@@ -75,8 +75,9 @@ def end_of_input(fd: int) -> None:
 
 
 def known_signal() -> np.ndarray:
-    """0.5 s of 24 kHz capture with no zero sample, so nothing in it passes for silence."""
-    signal = ((np.arange(12_000) * 7) % 20_000 - 10_000).astype("<i2")
+    """0.52 s of 24 kHz capture (13 uplink frames of the default 40 ms) with no zero
+    sample, so nothing in it passes for silence."""
+    signal = ((np.arange(12_480) * 7) % 20_000 - 10_000).astype("<i2")
     signal[signal == 0] = 1
     return signal
 
@@ -284,10 +285,11 @@ def use_jack(env: pytest.MonkeyPatch, server: Jackd, tmp_path: Path, *, stereo: 
 async def check_realtime(engine: AudioEngine) -> None:
     await engine.next_frame()
     engine.clear_uplink()
+    frame_ms = engine.cfg.frame_ms
     start, frames = time.monotonic(), 0
     async with asyncio.timeout(10):
-        while frames < 100:                          # 2 s of 20 ms frames
-            assert len(await engine.next_frame()) == 960
+        while frames < 2000 // frame_ms:             # 2 s of uplink frames
+            assert len(await engine.next_frame()) == 48 * frame_ms      # 24 kHz PCM16
             frames += 1
     elapsed = time.monotonic() - start
     # Paced by the device: 2 s, give or take what a loaded machine adds to when the loop

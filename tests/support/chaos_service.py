@@ -38,7 +38,7 @@ from tests.support.service import realtime_url
 from tests.support.strict import check_client_event
 
 CARRY_ON_APPENDS = 5      # 100 ms of microphone after a carry-on fault: the session went on
-CARRY_ON_TIMEOUT_S = 3.0  # ...within this long (the mic sends 50 appends a second)
+CARRY_ON_TIMEOUT_S = 3.0  # ...within this long (the mic sends 25 appends a second)
 _PCM = base64.b64encode(bytes(960)).decode()  # 20 ms of silence, a well-formed delta
 
 # The least delay the policy can pick after each kind of ending, at scale 1: the
