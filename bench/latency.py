@@ -1,6 +1,7 @@
 """Latency, start-up and footprint of the real daemon on jackd's dummy driver (not a test).
 
     .venv/bin/python bench/latency.py [--latency-seconds 120] [--minutes 5] [--startups 5]
+                                      [--delta-ms 20] [--frame-ms 40]
 
 Everything runs through the real PyAudio -> PortAudio -> ALSA `jack` PCM stack on a
 private `jackd --no-realtime -d dummy -r 24000 -p 480` (real-time paced, 20 ms periods),
@@ -64,13 +65,14 @@ sys.path.insert(0, str(ROOT))
 compileall.compile_dir(ROOT / "swaramd", quiet=1)
 
 from swaramd.adapters.audio import AudioEngine  # noqa: E402
-from swaramd.core.config import parse_config  # noqa: E402
+from swaramd.core.config import AudioConfig, parse_config  # noqa: E402
 from swaramd.core.events import AudioDelta, SpeechStarted  # noqa: E402
 from swaramd.daemon import Daemon  # noqa: E402
 from tests.adapters.alsa_rig import Jackd, jack_pcm, write_asoundrc  # noqa: E402
 from tests.support.procfs import cpu_s, memory_kb, peak_memory_kb  # noqa: E402
 
-RATE, PERIOD, FRAME_MS, PREBUFFER_MS = 24_000, 480, 20, 80
+RATE, PERIOD, PREBUFFER_MS = 24_000, 480, 80
+FRAME_MS = AudioConfig().frame_ms     # the default uplink frame; --frame-ms changes it
 KEY = "swaram_bench_key_0123456789"
 TAG_MOD = 32_000        # capture tags 1..32000: unique for 640 s of 20 ms periods
 APPEND_PREFIX = '{"type":"input_audio_buffer.append"'   # core.protocol.audio_append_text
@@ -441,6 +443,7 @@ async def measure_latency(tmp: Path, seconds: float, service: Service
 
 
 def main() -> int:
+    global FRAME_MS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-seconds", type=float, default=120.0)
     parser.add_argument("--minutes", type=float, default=5.0,
@@ -448,8 +451,11 @@ def main() -> int:
     parser.add_argument("--startups", type=int, default=5)
     parser.add_argument("--delta-ms", type=int, default=20,
                         help="reply audio per delta (sent in real time)")
+    parser.add_argument("--frame-ms", type=int, default=FRAME_MS,
+                        help="the daemon's uplink frame (audio.frame_ms)")
     args = parser.parse_args()
-    if args.latency_seconds * 1000 / FRAME_MS >= TAG_MOD:
+    FRAME_MS = args.frame_ms
+    if args.latency_seconds * RATE / PERIOD >= TAG_MOD:
         parser.error("--latency-seconds must stay under 640")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     jack = Jackd(RATE, PERIOD)
