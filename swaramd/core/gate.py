@@ -19,8 +19,8 @@ import numpy as np
 ONSET_DB = 9.0          # above the noise floor
 ABSOLUTE_FLOOR_DB = -50.0  # below this a frame is silence however quiet the room is
 ONSET_FRAMES = 2        # consecutive loud frames to open (ignores single clicks)
-FLOOR_FALL = 0.3        # per frame, towards a quieter frame
-FLOOR_RISE = 0.005      # per frame, towards a louder one (~4 s to adapt at 20 ms)
+FLOOR_FALL = 0.3        # per 20 ms, towards a quieter frame
+FLOOR_RISE = 0.005      # per 20 ms, towards a louder one (~4 s to adapt)
 
 
 _SILENT = 1e-12 * 32768.0 * 32768.0     # -120 dBFS as a mean square of int16 samples
@@ -42,6 +42,10 @@ class SpeechGate:
     def __init__(self, frame_ms: int, preroll_ms: int = 300, hangover_ms: int = 800) -> None:
         self._preroll: deque[bytes] = deque(maxlen=max(1, preroll_ms // frame_ms))
         self._hangover_frames = max(1, hangover_ms // frame_ms)
+        # The floor follows the room at the same speed in seconds whatever the frame.
+        steps = frame_ms / 20
+        self._fall = 1 - (1 - FLOOR_FALL) ** steps
+        self._rise = 1 - (1 - FLOOR_RISE) ** steps
         self.floor_db = -60.0
         self.open = False
         self._loud_run = 0
@@ -77,5 +81,5 @@ class SpeechGate:
         # Always rising, even while open: a fan switched on becomes the floor within
         # seconds instead of holding the gate open (and the bill running) for ever.
         # Speech is not steady; its pauses pull the floor straight back down.
-        rate = FLOOR_FALL if level < self.floor_db else FLOOR_RISE
+        rate = self._fall if level < self.floor_db else self._rise
         self.floor_db += (level - self.floor_db) * rate

@@ -59,3 +59,19 @@ def test_every_frame_sent_once_in_order():
     where = {id(f): i for i, f in enumerate(frames)}
     positions = [where[id(f)] for f in sent]
     assert positions == sorted(set(positions))
+
+
+def test_the_floor_follows_the_room_at_the_same_speed_whatever_the_frame():
+    def floor_after(frame_ms: int, seconds: float) -> float:
+        gate = SpeechGate(frame_ms)
+        n = FRAME * frame_ms // 20
+        quiet = (rng.normal(0, 32768 * 10 ** (-65 / 20), n)).astype("<i2").tobytes()
+        hum = (rng.normal(0, 32768 * 10 ** (-40 / 20), n)).astype("<i2").tobytes()
+        for _ in range(1000 // frame_ms):
+            gate.process(quiet)
+        for _ in range(int(seconds * 1000) // frame_ms):
+            gate.process(hum)
+        return gate.floor_db
+
+    for seconds in (1.0, 4.0):
+        assert abs(floor_after(20, seconds) - floor_after(40, seconds)) < 1.0
