@@ -530,10 +530,7 @@ class AudioEngine:
                 self._retired_overruns += cap.overflows
             self._capture = SampleRing(max(in_rate // 10, int(in_rate * t.capture_s)))
             self._in_rate = in_rate
-        # One wake of the loop per uplink frame, not per device period: a 40 ms frame on
-        # 20 ms periods wakes it every other period, and a frame leaves as soon as its
-        # last period is captured either way (`_pump` sets the next wake).
-        self._wake_samples = max(1, in_rate * self.cfg.frame_ms // 1000)
+        self._set_next_wake()
         if out_rate != self._out_rate:
             if pb is not None:
                 self._retired_underruns += pb.underruns
@@ -654,15 +651,22 @@ class AudioEngine:
             samples = step.process(samples, t)
         if not self.uplink_enabled:
             return
-        framer = self._framer
-        for frame in framer.feed(samples):
+        for frame in self._framer.feed(samples):
             self._backlog.push(frame)
-        # The next wake: once the ring holds what completes the framer's next frame (it
-        # keeps a partial one when a late loop read an odd number of periods).
-        self._wake_samples = max(1, (framer.frame_samples - framer.pending)
-                                 * self._in_rate // WIRE_RATE)
+        self._set_next_wake()
         if len(self._backlog):
             self._frame_ready.set()
+
+    def _set_next_wake(self) -> None:
+        """Wake the loop once the ring holds what completes the framer's next frame.
+
+        One wake per uplink frame, not per device period: a 40 ms frame on 20 ms periods
+        wakes it every other period, and a frame leaves as soon as its last period is
+        captured either way. The framer's partial frame counts (a late loop may have read
+        an odd number of periods)."""
+        framer = self._framer
+        self._wake_samples = max(1, (framer.frame_samples - framer.pending)
+                                 * self._in_rate // WIRE_RATE)
 
     def _feed_reference(self, echo: EchoCanceller) -> None:
         """Hand the canceller what the speaker played since the last pump, at 24 kHz."""
