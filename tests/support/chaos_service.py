@@ -37,7 +37,7 @@ from swaramd.core.policy import FAST_BASE_S, QUICK_RECONNECT_S, SLOW_BASE_S
 from tests.support.service import realtime_url
 from tests.support.strict import check_client_event
 
-CARRY_ON_APPENDS = 5      # 100 ms of microphone after a carry-on fault: the session went on
+CARRY_ON_APPENDS = 5      # 200 ms of microphone (40 ms frames) after a carry-on fault: it went on
 CARRY_ON_TIMEOUT_S = 3.0  # ...within this long (the mic sends 25 appends a second)
 _PCM = base64.b64encode(bytes(960)).decode()  # 20 ms of silence, a well-formed delta
 
