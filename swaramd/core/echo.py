@@ -35,6 +35,11 @@ Rules this module keeps:
   kernel's output passes through `core.echo_guard.EchoGuard`: the mic is
   held while the speaker plays until the canceller has converged, and once
   it has, the residual echo is attenuated and the user's voice passes.
+- The kernel runs only while it has an echo to remove: it rests (the mic
+  passes as it is) while the speaker has been silent longer than the echo
+  lasts, and while the speaker plays but the mic does not hear it
+  (`EchoGuard.unheard`: headphones, a speakerphone cancelling in hardware).
+  A frame louder than the mic at rest wakes it at once.
 - The kernel's output lags its input by one frame: the guard weighs an
   output frame against the mic frame before it.
 - `MicStep` is the small interface the engine runs on every captured block
@@ -284,9 +289,13 @@ class EchoCanceller:
         np.copyto(buf, ref)
         if float(np.dot(buf, buf)) > self._active_level:
             self._active_until = k + frame + self._playing_span
+        np.copyto(buf, mic)
+        mic_e = float(np.dot(buf, buf)) * self._escale
         if k >= self._active_until:
-            return self._bypass_frame(mic)
-        result = self._cancel(mic, True)
+            return self._bypass_frame(mic, mic_e, playing=False)
+        if self._guardian.unheard(mic_e):
+            return self._bypass_frame(mic, mic_e, playing=True)
+        result = self._cancel(mic, mic_e)
         if self._bypassing:
             # The kernel's output lags its input by one frame: the first frame after a
             # bypass is the one already passed on raw. Dropping it keeps the stream whole.
@@ -298,8 +307,9 @@ class EchoCanceller:
             self._warm_up_some()
         return result
 
-    def _cancel(self, mic: Samples, playing: bool) -> Samples:
-        """Run the kernel on `mic` and the guard on its output (the previous frame)."""
+    def _cancel(self, mic: Samples, mic_e: float) -> Samples:
+        """Run the kernel on `mic` (of energy `mic_e`) and the guard on its output (the
+        previous frame's)."""
         self.kernel.process(mic, self._ref, self._out)
         k = self._mic_count - 2 * self.frame    # the output is the previous frame's
         if k >= 0:
@@ -308,27 +318,30 @@ class EchoCanceller:
         buf = self._fbuf
         np.copyto(buf, self._out)
         out_e = float(np.dot(buf, buf)) * self._escale
-        np.copyto(buf, mic)
-        mic_e = float(np.dot(buf, buf)) * self._escale
         # A frame with a sample at CLIP has at least CLIP**2 in its sum of squares.
-        clipped = mic_e >= self._clip_e and bool(buf.max() >= CLIP or buf.min() <= -CLIP)
+        clipped = mic_e >= self._clip_e and bool(mic.max() >= CLIP or mic.min() <= -CLIP)
         g = self._guardian
-        gain = g.frame_gain(self._last_mic_e, out_e, self._last_clipped, playing)
+        gain = g.frame_gain(self._last_mic_e, out_e, self._last_clipped, True)
         self._last_mic_e, self._last_clipped = mic_e, clipped
         return g.apply(self._out, gain)
 
-    def _bypass_frame(self, mic: Samples) -> Samples:
-        """The speaker has been silent longer than the echo lasts: the mic passes
-        untouched and the kernel rests (no CPU while nobody speaks)."""
-        buf = self._fbuf
-        np.copyto(buf, mic)
-        self._guardian.rest(float(np.dot(buf, buf)) * self._escale)
-        if self._bypassing:
-            return mic.copy()
+    def _bypass_frame(self, mic: Samples, mic_e: float, *, playing: bool) -> Samples:
+        """The mic passes as it is and the kernel rests: the speaker has been silent
+        longer than the echo lasts (no CPU while nobody speaks), or it plays and the mic
+        does not hear it (headphones, a speakerphone cancelling in hardware)."""
+        # Leaving the kernel: it still holds the previous frame, heard while the speaker
+        # played; that frame leaves through the guard first, then this one as it is.
+        flush = None if self._bypassing else self._cancel(mic, mic_e)
         self._bypassing = True
-        # The kernel still holds the previous frame, heard while the speaker played:
-        # it leaves through the guard, then this one raw.
-        return np.concatenate((self._cancel(mic, True), mic))
+        g = self._guardian
+        if playing:
+            a = (self._mic_count - self.frame) % len(self._out_hist)
+            self._out_hist[a:a + self.frame] = mic       # what passes is the output
+            out = g.apply(mic, g.frame_gain(mic_e, mic_e, False, True))
+        else:
+            g.rest(mic_e)
+            out = mic.copy()
+        return out if flush is None else np.concatenate((flush, out))
 
     def _base_delay(self) -> int:
         """Reference samples between a mic sample's capture and the sample the speaker

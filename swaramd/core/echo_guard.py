@@ -31,7 +31,8 @@ Rules this module keeps:
   plays, over about a second; it is what status shows and what tells the
   canceller that the echo has moved. A mic no louder while the speaker plays
   than while it rests does not hear it (`hears_echo`): there is no echo to
-  align to.
+  align to, and once converged the canceller may rest while that frame too
+  is at the mic's rest level (`unheard`).
 - The gain moves across a frame in a straight line from the previous
   frame's gain: no clicks. Nothing is allocated per frame but the frame
   that leaves.
@@ -59,6 +60,7 @@ FLOOR_LEAK_DB_S = 1.0      # ... and sinks while frames look like the user
 ERLE_WINDOW_S = 1.0
 NO_ECHO_DB = 3.0           # the mic no louder than this over its rest while playing: no echo
 CLIP = 32000               # a mic sample this large was clipped on the way in
+_NO_ECHO = 10 ** (NO_ECHO_DB / 10)
 
 
 class Guard(StrEnum):
@@ -155,7 +157,16 @@ class EchoGuard:
         Headphones, or a speakerphone that cancels in hardware, leave it at its rest."""
         if self._noise <= 0 or self._erle_n <= self.rate // 2:
             return True
-        return self._erle_mic >= self._noise * 10 ** (NO_ECHO_DB / 10)
+        return self._erle_mic >= self._noise * _NO_ECHO
+
+    def unheard(self, mic_e: float) -> bool:
+        """Whether the kernel may rest while the speaker plays: the guard has converged
+        and the mic, over the last second of playback and in this frame (`mic_e`), is
+        less than `NO_ECHO_DB` over its rest. An echo arriving (headphones unplugged)
+        raises the very next frame over it, and the kernel runs again."""
+        if self.state is not Guard.CONVERGED or self.hears_echo():
+            return False
+        return mic_e < self._noise * _NO_ECHO
 
     def erle_below(self, db: float) -> bool:
         """Whether ERLE over the last second is under `db`."""

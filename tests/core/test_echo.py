@@ -271,3 +271,82 @@ def test_a_mic_that_does_not_hear_the_speaker_is_never_realigned(monkeypatch):
     assert stats.realigns == 0 and stats.delay_ms is None
     assert stats.guard is Guard.CONVERGED                 # the user can talk over replies
     assert not searched
+
+
+class CountingKernel:
+    """Speex's kernel, noting the mic position of every frame it is handed."""
+
+    def __init__(self) -> None:
+        self.inner = SpeexEchoKernel(480, int(R * 0.3), R)
+        self.frame = self.inner.frame
+        self.ec: EchoCanceller | None = None
+        self.calls: list[int] = []
+
+    def process(self, mic, ref, out, linear=None):
+        assert self.ec is not None
+        self.calls.append(self.ec._mic_count - self.frame)   # the frame handed over
+        self.inner.process(mic, ref, out, linear)
+
+
+def replies_every_5_s(n: int) -> np.ndarray:
+    """2.5 s of reply every 5 s from 1 s on (float, peak 0.5)."""
+    reply, _ = voices()
+    ref = np.zeros(n, np.float32)
+    for start in range(R, n - 3 * R, 5 * R):
+        at = start % (len(reply) - 3 * R)
+        ref[start:start + int(2.5 * R)] = reply[at:at + int(2.5 * R)]
+    return ref
+
+
+def run_counted(mic: np.ndarray, ref: np.ndarray) -> tuple[EchoCanceller, CountingKernel,
+                                                            np.ndarray]:
+    mic_pcm, ref_pcm = room.to_pcm(mic), room.to_pcm(ref)
+    kernel = CountingKernel()
+    ec = kernel.ec = EchoCanceller(kernel, R)
+    outs = []
+    for i in range(0, len(mic) - PERIOD + 1, PERIOD):
+        ec.push_reference(ref_pcm[i:i + PERIOD], 100.0 + i / R)
+        outs.append(ec.process(mic_pcm[i:i + PERIOD], 100.0 + i / R))
+    return ec, kernel, np.concatenate(outs)
+
+
+def tone_and_noise(n: int) -> np.ndarray:
+    t = np.arange(n) / R
+    mic = (0.05 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    return mic + np.random.default_rng(5).standard_normal(n).astype(np.float32) * 5e-4
+
+
+def test_a_mic_that_does_not_hear_the_speaker_rests_the_kernel():
+    # The same headphone room: once the mic is known not to hear the speaker, the
+    # kernel rests through the replies and the mic passes bit for bit, stream whole.
+    n = 30 * R
+    mic, ref = tone_and_noise(n), room.scale_to(replies_every_5_s(n), 0.1)
+    ec, kernel, out = run_counted(mic, ref)
+    assert len(out) == n                                 # the stream stays whole
+    late = [k for k in kernel.calls if k >= 10 * R]
+    assert len(late) <= 4, late                         # four replies; each may flush a frame
+    mic_pcm = room.to_pcm(mic)
+    assert np.array_equal(out[10 * R:], mic_pcm[10 * R:len(out)])
+    assert ec.stats().guard is Guard.CONVERGED
+
+
+def test_an_echo_that_starts_wakes_the_resting_kernel_at_once_and_is_cancelled():
+    # Headphones unplugged at 16 s, during a reply: from the first frame the echo
+    # reaches, the kernel runs on every frame while the speaker plays, and it cancels
+    # the later replies.
+    n = 40 * R
+    ref = replies_every_5_s(n)
+    echo = room.scale_to(room.echo_of(ref, room.room_response(50, 250)), 2 * USER_RMS)
+    plug = 16 * R
+    echo[:plug] = 0
+    mic = tone_and_noise(n) * 0.2 + echo
+    ec, kernel, out = run_counted(mic, ref)
+    arrives = plug + int(0.05 * R)
+    first = next(k for k in kernel.calls if k >= plug)
+    assert first <= arrives + PERIOD
+    playing = range(first, int(18.5 * R), PERIOD)         # the rest of that reply
+    assert set(playing) <= set(kernel.calls)
+    last = slice(36 * R, int(38.5 * R))                   # the last reply
+    m, o = mic[last], out[last].astype(np.float32) / 32767
+    assert 10 * np.log10(np.dot(m, m) / np.dot(o, o)) > 15
+    assert ec.stats().erle_db > 15                        # and status says so
