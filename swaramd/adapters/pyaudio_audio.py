@@ -23,6 +23,11 @@ Rules this module keeps:
   channels and the engine writes the voice to both: many DACs (I2S HATs, USB
   codecs) take stereo only, and a mono stream on them relies on whatever
   the host API does with the channel it adds (it need not copy the voice).
+- PortAudio's callback threads keep their Python thread state from the first
+  callback until their stream closes (`_ThreadStates`). PyAudio enters Python
+  with `PyGILState_Ensure` and leaves with `PyGILState_Release`; on a thread
+  Python did not start, that pair makes and frees a thread state every
+  period (with an `mmap`, `munmap` and page fault for its frame stack).
 - A device that is missing, fails to open, stops calling back, or reports its
   stream inactive puts the engine in `audio_error`; the supervisor closes
   everything, waits `retry_delay_s`, and rescans (a fresh `Pa_Initialize`,
@@ -31,7 +36,9 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import threading
 import time
 from typing import Any
 
@@ -54,6 +61,67 @@ log = logging.getLogger(__name__)
 _FALLBACK_RATES = (48_000, 44_100, 32_000, 16_000, 96_000)
 
 
+class _ThreadStates:
+    """Keeps each PortAudio callback thread's Python thread state between callbacks.
+
+    The first callback on a thread takes one more `PyGILState_Ensure` than PyAudio's,
+    so PyAudio's `PyGILState_Release` no longer frees the state. The matching release
+    runs on the same thread: before the streams close, `give_back` asks for it and the
+    next callback gives it (within a period). A stream whose callbacks have stopped (a
+    hung device) cannot, and its state stays allocated (about 20 kB); after
+    `MAX_LEFT` such, states are no longer kept, so a device that keeps hanging costs
+    CPU, never unbounded memory. Callback threads and the supervisor only; every
+    method runs with the GIL held."""
+
+    MAX_LEFT = 4
+
+    def __init__(self) -> None:
+        api = getattr(ctypes, "pythonapi", None)     # CPython only
+        self._ensure = self._release = None
+        if api is not None:
+            self._ensure = api.PyGILState_Ensure
+            self._ensure.argtypes, self._ensure.restype = [], ctypes.c_int
+            self._release = api.PyGILState_Release
+            self._release.argtypes, self._release.restype = [ctypes.c_int], None
+        self._kept: dict[int, int] = {}    # thread ident -> what our Ensure returned
+        self._giving_back = False
+        self.left = 0                      # states left behind by hung streams
+
+    @property
+    def kept(self) -> int:
+        """Callback threads whose state is kept now."""
+        return len(self._kept)
+
+    def enter(self) -> None:
+        """First thing in every callback."""
+        ident = threading.get_ident()
+        if ident in self._kept:
+            if self._giving_back:
+                assert self._release is not None
+                self._release(self._kept.pop(ident))   # PyAudio's own release then frees it
+            return
+        if self._ensure is not None and not self._giving_back and self.left < self.MAX_LEFT:
+            self._kept[ident] = self._ensure()
+
+    def give_back(self, timeout_s: float) -> None:
+        """The streams are about to close: have each callback thread release its state,
+        waiting at most `timeout_s` for their next callbacks."""
+        self._giving_back = True
+        deadline = time.monotonic() + timeout_s
+        while self._kept and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def closed(self) -> None:
+        """The streams are closed (their threads joined): count what was left behind."""
+        if self._kept:
+            self.left += len(self._kept)
+            log.info("%d callback thread state(s) left behind by a stream that stopped "
+                     "calling back (%d in all%s)", len(self._kept), self.left,
+                     "; no longer keeping them" if self.left >= self.MAX_LEFT else "")
+        self._kept.clear()
+        self._giving_back = False
+
+
 class PyAudioDevice(DeviceBackend):
     """The engine's devices on PortAudio (through PyAudio)."""
 
@@ -70,6 +138,8 @@ class PyAudioDevice(DeviceBackend):
         self._out_mono = self._out_buf
         self._out_frames = self._out_buf.reshape(0, 1)
         self._out_latency_s = 0.0          # the stream's own figure, when a callback has none
+        self._period_s = 0.02
+        self.thread_states = _ThreadStates()
 
     # --- supervisor thread ---------------------------------------------------
 
@@ -112,6 +182,7 @@ class PyAudioDevice(DeviceBackend):
             self._in_channels = self._out_channels
         self.duplex = duplex
         period_ms = host.period_ms
+        self._period_s = period_ms / 1000
         in_period = in_rate * period_ms // 1000
         out_period = out_rate * period_ms // 1000
         ch = self._out_channels
@@ -174,11 +245,14 @@ class PyAudioDevice(DeviceBackend):
 
     def _close(self) -> None:
         streams, self._streams = self._streams, []
+        if streams:
+            self.thread_states.give_back(max(0.1, 5 * self._period_s))
         for stream in streams:
             try:
                 stream.close()          # Pa_CloseStream aborts an active stream at once
             except Exception as exc:    # a vanished device may fail to close; go on
                 log.debug("closing an audio stream failed: %s", exc)
+        self.thread_states.closed()
         pa, self._pa = self._pa, None
         if pa is not None:
             try:
@@ -190,6 +264,22 @@ class PyAudioDevice(DeviceBackend):
 
     def _input_callback(self, in_data: bytes | None, frame_count: int, time_info: Any,
                         status: int) -> tuple[None, int]:
+        self.thread_states.enter()
+        self._capture(in_data, time_info, status)
+        return None, pyaudio.paContinue
+
+    def _output_callback(self, in_data: bytes | None, frame_count: int, time_info: Any,
+                         status: int) -> tuple[Any, int]:
+        self.thread_states.enter()
+        return self._render(frame_count, time_info, status), pyaudio.paContinue
+
+    def _duplex_callback(self, in_data: bytes | None, frame_count: int, time_info: Any,
+                         status: int) -> tuple[Any, int]:
+        self.thread_states.enter()
+        self._capture(in_data, time_info, status)
+        return self._render(frame_count, time_info, status), pyaudio.paContinue
+
+    def _capture(self, in_data: bytes | None, time_info: Any, status: int) -> None:
         host = self._host
         assert host is not None
         if status & pyaudio.paInputOverflow:
@@ -201,10 +291,8 @@ class PyAudioDevice(DeviceBackend):
             ago = time_info["current_time"] - time_info["input_buffer_adc_time"]
             adc = time.monotonic() - ago if 0.0 <= ago < 1.0 else None
             host.capture(samples if ch == 1 else samples[::ch], adc)
-        return None, pyaudio.paContinue
 
-    def _output_callback(self, in_data: bytes | None, frame_count: int, time_info: Any,
-                         status: int) -> tuple[Any, int]:
+    def _render(self, frame_count: int, time_info: Any, status: int) -> Any:
         host = self._host
         assert host is not None
         if status & pyaudio.paOutputUnderflow:
@@ -216,16 +304,11 @@ class PyAudioDevice(DeviceBackend):
         if frame_count != len(mono):    # PortAudio keeps frames_per_buffer; be safe anyway
             mono = np.zeros(frame_count, dtype=np.int16)
             host.render(mono, latency)
-            return np.repeat(mono, self._out_channels), pyaudio.paContinue
+            return np.repeat(mono, self._out_channels)
         host.render(mono, latency)
         if self._out_channels > 1:
             np.copyto(self._out_frames, mono[:, None])
-        return self._out_buf, pyaudio.paContinue
-
-    def _duplex_callback(self, in_data: bytes | None, frame_count: int, time_info: Any,
-                         status: int) -> tuple[Any, int]:
-        self._input_callback(in_data, frame_count, time_info, status)
-        return self._output_callback(None, frame_count, time_info, status)
+        return self._out_buf
 
 
 def _supported(pa: Any, rate: int, dev: AudioDevice, channels: int,

@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import threading
 import time
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -336,8 +338,12 @@ async def test_realtime_48k_device_through_soxr(alsa_env: pytest.MonkeyPatch, ja
 async def test_a_stalled_device_is_detected_and_recovers(alsa_env: pytest.MonkeyPatch,
                                                          jackd24: Jackd, tmp_path: Path) -> None:
     engine, seen = make_engine(use_jack(alsa_env, jackd24, tmp_path), tmp_path)
+    device = engine.device
+    assert isinstance(device, PyAudioDevice)
+    tokens, _ = watch_callback_thread(engine)
     try:
         assert await engine.start() is AudioHealth.OK
+        await wait_for(lambda: tokens, 5)
         jackd24.pause()                       # the device stops calling back
         try:
             await wait_for(lambda: engine.health is AudioHealth.ERROR, 5)
@@ -345,11 +351,61 @@ async def test_a_stalled_device_is_detected_and_recovers(alsa_env: pytest.Monkey
         finally:
             jackd24.resume()
         await wait_for(lambda: engine.health is AudioHealth.OK, 15)
-        await asyncio.wait_for(engine.next_frame(), 5)
+        await wait_for(lambda: device.thread_states.kept == 1, 5)
+        engine.clear_uplink()
+        await take_samples(engine, 2_400)          # periods of the new stream only
         assert engine.alive()
+        last = tokens[-1]
+        assert last() is not None
     finally:
         engine.stop()
     assert seen == [AudioHealth.OK, AudioHealth.ERROR, AudioHealth.OK]
+    # The hung stream's callback thread gave its Python state back if PortAudio still
+    # called it while the device was closing, and is counted as having left it behind
+    # if not. The stream after it gave its own back on close.
+    assert device.thread_states.left == (tokens[0]() is not None)
+    assert last() is None
+
+
+class Token:
+    """Something for a callback thread to keep in its thread-local storage."""
+
+
+def watch_callback_thread(engine: AudioEngine) -> tuple[list[weakref.ref[Token]], list[int]]:
+    """Have every capture callback count itself in its thread's local storage, which
+    lives in the thread's Python thread state: a state made afresh each callback
+    starts again at 1 with a new token."""
+    local = threading.local()
+    tokens: list[weakref.ref[Token]] = []
+    counts: list[int] = []
+    capture = engine.capture
+
+    def counted(samples: np.ndarray, adc_time: float | None = None) -> None:
+        if not hasattr(local, "token"):
+            local.token = Token()
+            tokens.append(weakref.ref(local.token))
+        local.n = getattr(local, "n", 0) + 1
+        counts.append(local.n)
+        capture(samples, adc_time)
+
+    engine.capture = counted      # type: ignore[method-assign]
+    return tokens, counts
+
+
+async def test_the_callback_thread_keeps_its_python_state_until_the_stream_closes(
+        alsa_env: pytest.MonkeyPatch, jackd24: Jackd, tmp_path: Path) -> None:
+    engine, _ = make_engine(use_jack(alsa_env, jackd24, tmp_path), tmp_path)
+    tokens, counts = watch_callback_thread(engine)
+    try:
+        assert await engine.start() is AudioHealth.OK
+        await take_samples(engine, 24_000)                   # 1 s of periods
+        assert len(tokens) == 1 and tokens[0]() is not None
+        assert counts[-1] == len(counts) >= 25
+    finally:
+        engine.stop()
+    assert tokens[0]() is None                # given back on close: nothing left behind
+    assert isinstance(engine.device, PyAudioDevice)
+    assert engine.device.thread_states.left == 0 == engine.device.thread_states.kept
 
 
 async def test_long_uplink_frames_keep_short_device_periods_so_a_flush_is_prompt(
