@@ -75,6 +75,7 @@ MAX_QUEUE = 4
 # IN_FLIGHT_BYTES (about 0.5 s of 24 kHz PCM16 as base64 appends), and a ping
 # sent behind the audio must come back within AUDIO_LAG_S, else the service
 # is not reading what we send (its receive buffer can hold seconds of audio).
+# Probes go only behind something sent: a gate that passes nothing costs none.
 IN_FLIGHT_BYTES = 32 * 1024
 AUDIO_LAG_S = 0.5
 PROBE_EVERY_S = 0.25
@@ -158,6 +159,7 @@ class Link:
         self._hung_up = False
         self._probe: tuple[float, asyncio.Future[float]] | None = None
         self._next_probe = 0.0
+        self._sent = False               # something went out since the last probe
         self._unsent = 0                 # the socket's send queue when last read
         self._next_unsent = 0.0
         self.state = LinkState.IDLE
@@ -201,6 +203,7 @@ class Link:
             await ws.send(text)
         except ConnectionClosed:
             return False
+        self._sent = True
         return True
 
     async def wait_sendable(self) -> None:
@@ -229,7 +232,8 @@ class Link:
                 return now - sent_at > AUDIO_LAG_S
             self._probe = None
             self._next_probe = now + PROBE_EVERY_S
-        if now >= self._next_probe:
+        if now >= self._next_probe and self._sent:
+            self._sent = False
             try:
                 pong = await ws.ping()
             except ConnectionClosed:
@@ -300,7 +304,7 @@ class Link:
             self._listener.on_link_closed(ws.close_code)
             return None
         self._ws = ws
-        self._probe = None
+        self._probe, self._sent = None, False
         self._unsent, self._next_unsent = 0, 0.0
         try:
             return await self._converse(ws)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -497,3 +498,30 @@ def test_connect_failures_that_loopback_cannot_stage_are_told_in_words(exc, url,
     """asyncio's error when every address of a name failed, a host with no route, and
     anything unforeseen (its message is not repeated: it may quote what it should not)."""
     assert describe_connect_failure(exc, url) == words
+
+
+async def test_lag_probes_go_only_behind_audio_sent(caplog):
+    # A gate that passes nothing: every frame asks whether it may be sent, none is,
+    # and nothing is in flight to measure, so no ping goes out. Audio going out is
+    # followed by a ping every PROBE_EVERY_S.
+    caplog.set_level(logging.DEBUG, logger="websockets.client")
+    quiet = dataclasses.replace(FAST, ping_interval=60, ping_timeout=60)   # no keepalive
+
+    def pings() -> int:
+        return sum(r.name == "websockets.client" and r.getMessage().startswith("> PING")
+                   for r in caplog.records)
+
+    async with FakeService([_hold]) as svc, running(svc, timings=quiet) as (link, rec):
+        await rec.wait_state(LinkState.LIVE)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 1.0
+        while loop.time() < end:
+            await link.wait_sendable()
+            await asyncio.sleep(0.02)
+        assert pings() == 0
+        end = loop.time() + 1.0
+        while loop.time() < end:
+            await link.wait_sendable()
+            assert await link.send_text(protocol.audio_append_text(bytes(960)))
+            await asyncio.sleep(0.02)
+        assert pings() >= 2
