@@ -67,11 +67,13 @@ class _ThreadStates:
     The first callback on a thread takes one more `PyGILState_Ensure` than PyAudio's,
     so PyAudio's `PyGILState_Release` no longer frees the state. The matching release
     runs on the same thread: before the streams close, `give_back` asks for it and the
-    next callback gives it (within a period). A stream whose callbacks have stopped (a
-    hung device) cannot, and its state stays allocated (about 20 kB); after
-    `MAX_LEFT` such, states are no longer kept, so a device that keeps hanging costs
-    CPU, never unbounded memory. Callback threads and the supervisor only; every
-    method runs with the GIL held."""
+    next callback gives it (within a period). Which threads hold one is marked in a
+    `threading.local`, which lives in the thread state itself: a new thread that gets
+    an old one's id never looks like it holds one. A stream whose callbacks have stopped
+    (a hung device) cannot give its state back, and it stays allocated (about 20 kB);
+    after `MAX_LEFT` such, states are no longer kept, so a device that keeps hanging
+    costs CPU, never unbounded memory. Callback threads and the supervisor call these
+    with the GIL held."""
 
     MAX_LEFT = 4
 
@@ -83,42 +85,41 @@ class _ThreadStates:
             self._ensure.argtypes, self._ensure.restype = [], ctypes.c_int
             self._release = api.PyGILState_Release
             self._release.argtypes, self._release.restype = [ctypes.c_int], None
-        self._kept: dict[int, int] = {}    # thread ident -> what our Ensure returned
+        self._mine = threading.local()     # .held: what our Ensure returned on this thread
         self._giving_back = False
+        self.kept = 0                      # callback threads whose state is kept now
         self.left = 0                      # states left behind by hung streams
-
-    @property
-    def kept(self) -> int:
-        """Callback threads whose state is kept now."""
-        return len(self._kept)
 
     def enter(self) -> None:
         """First thing in every callback."""
-        ident = threading.get_ident()
-        if ident in self._kept:
-            if self._giving_back:
-                assert self._release is not None
-                self._release(self._kept.pop(ident))   # PyAudio's own release then frees it
+        mine = self._mine
+        held = getattr(mine, "held", None)
+        if held is not None:
+            if self._giving_back and self._release is not None:
+                mine.held = None
+                self.kept -= 1
+                self._release(held)        # PyAudio's own release then frees the state
             return
         if self._ensure is not None and not self._giving_back and self.left < self.MAX_LEFT:
-            self._kept[ident] = self._ensure()
+            mine.held = self._ensure()
+            self.kept += 1
 
     def give_back(self, timeout_s: float) -> None:
         """The streams are about to close: have each callback thread release its state,
         waiting at most `timeout_s` for their next callbacks."""
         self._giving_back = True
         deadline = time.monotonic() + timeout_s
-        while self._kept and time.monotonic() < deadline:
+        while self.kept > 0 and time.monotonic() < deadline:
             time.sleep(0.005)
 
     def closed(self) -> None:
         """The streams are closed (their threads joined): count what was left behind."""
-        if self._kept:
-            self.left += len(self._kept)
+        if self.kept > 0:
+            self.left += self.kept
             log.info("%d callback thread state(s) left behind by a stream that stopped "
-                     "calling back (%d in all%s)", len(self._kept), self.left,
+                     "calling back (%d in all%s)", self.kept, self.left,
                      "; no longer keeping them" if self.left >= self.MAX_LEFT else "")
-        self._kept.clear()
+        self.kept = 0
         self._giving_back = False
 
 
