@@ -168,7 +168,7 @@ class EchoCanceller:
         warm = int(rate * WARM_UP_S) // n * n
         ring = -(-max(est, warm) // n) * n
         self._mic_hist: Samples = np.zeros(ring, dtype=np.int16)    # a ring of whole frames
-        self._out_hist: Samples = np.zeros(ring, dtype=np.int16)    # the kernel's output, alike
+        self._out_hist: Samples = np.zeros(ring, dtype=np.int16)    # what left, alike
         self._warm_len = warm
         self._warm: list[int] = []       # mic positions still to replay, newest last
         self._scratch: Samples = np.zeros(n, dtype=np.int16)
@@ -295,12 +295,16 @@ class EchoCanceller:
             return self._bypass_frame(mic, mic_e, playing=False)
         if self._guardian.unheard(mic_e):
             return self._bypass_frame(mic, mic_e, playing=True)
-        result = self._cancel(mic, mic_e)
         if self._bypassing:
-            # The kernel's output lags its input by one frame: the first frame after a
-            # bypass is the one already passed on raw. Dropping it keeps the stream whole.
+            # The kernel's output lags its input by one frame: its first output after a
+            # rest is a frame already passed on as it was. It takes this frame in, and
+            # its output is dropped before the guard or the history see it.
             self._bypassing = False
-            result = result[:0]
+            self.kernel.process(mic, self._ref, self._out)
+            self._last_mic_e, self._last_clipped = mic_e, self._clipped(mic, mic_e)
+            result = mic[:0]
+        else:
+            result = self._cancel(mic, mic_e)
         if self._mic_count >= self._next_estimate:
             self._maybe_estimate()
         if self._warm:
@@ -318,12 +322,14 @@ class EchoCanceller:
         buf = self._fbuf
         np.copyto(buf, self._out)
         out_e = float(np.dot(buf, buf)) * self._escale
-        # A frame with a sample at CLIP has at least CLIP**2 in its sum of squares.
-        clipped = mic_e >= self._clip_e and bool(mic.max() >= CLIP or mic.min() <= -CLIP)
         g = self._guardian
         gain = g.frame_gain(self._last_mic_e, out_e, self._last_clipped, True)
-        self._last_mic_e, self._last_clipped = mic_e, clipped
+        self._last_mic_e, self._last_clipped = mic_e, self._clipped(mic, mic_e)
         return g.apply(self._out, gain)
+
+    def _clipped(self, mic: Samples, mic_e: float) -> bool:
+        # A frame with a sample at CLIP has at least CLIP**2 in its sum of squares.
+        return mic_e >= self._clip_e and bool(mic.max() >= CLIP or mic.min() <= -CLIP)
 
     def _bypass_frame(self, mic: Samples, mic_e: float, *, playing: bool) -> Samples:
         """The mic passes as it is and the kernel rests: the speaker has been silent
@@ -390,7 +396,8 @@ class EchoCanceller:
         return _last(self._mic_hist, self._mic_count, n)
 
     def _recent_out(self, n: int) -> Samples:
-        """The kernel's last `n` output samples (up to the previous frame), oldest first."""
+        """The last `n` samples that left while the speaker played (the kernel's output,
+        or the mic where the kernel rested), up to the previous frame, oldest first."""
         return _last(self._out_hist, self._mic_count - self.frame, n)
 
     # --- relearning --------------------------------------------------------
