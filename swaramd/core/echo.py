@@ -190,7 +190,7 @@ class EchoCanceller:
         self._recent_lags: list[int] = []
         self._next_estimate = 0
         self._active_until = -1          # mic index until which the speaker counts as playing
-        self._active_level = level(ACTIVE_DBFS) / self._escale   # sum of squares, int16
+        self._active_e = level(ACTIVE_DBFS)
         self._playing_span = self._lead + int(rate * FILTER_MS / 1000)
         self._guardian = EchoGuard(rate, n, guarded=guarded)
         self._last_mic_e = 0.0           # the mic frame the kernel's next output holds
@@ -285,12 +285,9 @@ class EchoCanceller:
         self._read_pos = pos + frame
         self._remember_mic(mic, k)
         self._mic_count = k + frame
-        buf = self._fbuf
-        np.copyto(buf, ref)
-        if float(np.dot(buf, buf)) > self._active_level:
+        if self._frame_energy(ref) > self._active_e:
             self._active_until = k + frame + self._playing_span
-        np.copyto(buf, mic)
-        mic_e = float(np.dot(buf, buf)) * self._escale
+        mic_e = self._frame_energy(mic)
         if k >= self._active_until:
             return self._bypass_frame(mic, mic_e, playing=False)
         if self._guardian.unheard(mic_e):
@@ -319,16 +316,21 @@ class EchoCanceller:
         if k >= 0:
             a = k % len(self._out_hist)
             self._out_hist[a:a + self.frame] = self._out
-        buf = self._fbuf
-        np.copyto(buf, self._out)
-        out_e = float(np.dot(buf, buf)) * self._escale
+        out_e = self._frame_energy(self._out)
         g = self._guardian
         gain = g.frame_gain(self._last_mic_e, out_e, self._last_clipped, True)
         self._last_mic_e, self._last_clipped = mic_e, self._clipped(mic, mic_e)
         return g.apply(self._out, gain)
 
+    def _frame_energy(self, x: Samples) -> float:
+        """Mean square of one kernel frame, full scale 1.0 (no allocation)."""
+        buf = self._fbuf
+        np.copyto(buf, x)
+        return float(np.dot(buf, buf)) * self._escale
+
     def _clipped(self, mic: Samples, mic_e: float) -> bool:
-        # A frame with a sample at CLIP has at least CLIP**2 in its sum of squares.
+        """Whether the mic frame holds a clipped sample; one with a sample at CLIP has
+        at least CLIP**2 in its sum of squares, so quieter frames are not searched."""
         return mic_e >= self._clip_e and bool(mic.max() >= CLIP or mic.min() <= -CLIP)
 
     def _bypass_frame(self, mic: Samples, mic_e: float, *, playing: bool) -> Samples:
