@@ -23,8 +23,8 @@ Rules this module keeps:
   milliseconds); it moves only when they jump (a device reopened) or when the
   delay estimate moves (clock drift between two devices). Moves are counted.
 - The acoustic delay is estimated now and then by a cross-correlation
-  (phase transform, on a 4x decimated second of audio) while the speaker
-  plays; two agreeing estimates move the alignment. Cheap and rare. Once
+  (phase transform, on a 4x decimated second of audio; `core.echo_timing`)
+  while the speaker plays; two agreeing estimates move the alignment. Cheap and rare. Once
   the filter works, a move needs ERLE down and the echo still in the
   kernel's output (the same correlation, run on the output): the user
   talking over the reply also brings ERLE down, but leaves no echo there.
@@ -55,6 +55,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from swaramd.core.echo_guard import CLIP, EchoGuard, Guard, Samples, level
+from swaramd.core.echo_timing import DECIMATE, StreamClock, find_lag
 from swaramd.core.protocol import WIRE_RATE
 
 __all__ = ["EchoCanceller", "EchoKernel", "EchoStats", "Guard", "MicStep", "Samples"]
@@ -62,16 +63,13 @@ __all__ = ["EchoCanceller", "EchoKernel", "EchoStats", "Guard", "MicStep", "Samp
 FILTER_MS = 300            # the kernel's tail: the room's reverberation it can cancel
 GUARD_MS = 30              # the reference leads the estimated delay by this much
 MAX_DELAY_MS = 250         # acoustic + unreported device delay the estimate searches
-CLOCK_LEAK = 250e-6        # s per s: how fast a stream's time base may drift later
 NEGATIVE_DELAY_MS = 60     # the estimate also looks this far before the device times
 SLIPPED_DB = 3.0           # ERLE this low once converged: the echo has moved
 ACTIVE_DBFS = -60.0        # reference level above which the speaker "plays"
 ESTIMATE_EVERY_S = 0.5     # while the speaker plays and the guard is learning
 CHECK_EVERY_S = 2.0        # once converged: watch for drift and slipped periods
 ESTIMATE_WINDOW_S = 2.0
-ESTIMATE_Z = 5.0           # correlation peak in standard deviations to believe it
 AGREE_MS = 2.0
-DECIMATE = 4
 WARM_UP_S = 4.0            # audio replayed through the filter once the delay is known
 WARM_UP_PASSES = 3
 WARM_UP_FRAMES = 8         # replayed kernel frames per captured frame (spreads the cost)
@@ -126,26 +124,6 @@ class EchoStats:
                 "drift_ppm": None if self.drift_ppm is None else round(self.drift_ppm, 1)}
 
 
-class _Clock:
-    """The time of sample 0 of a stream, from the times its blocks were handed over.
-
-    A callback can only be late, never early: the earliest times are the true ones.
-    So the estimate follows the minimum, rising slowly (`CLOCK_LEAK`) to follow a
-    device clock slower than ours. A reopened device starts a new time base: the
-    engine says so (`EchoCanceller.devices_restarted`)."""
-
-    def __init__(self, rate: int) -> None:
-        self.rate = rate
-        self.offset: float | None = None
-
-    def update(self, index: int, t: float, n: int) -> None:
-        raw = t - index / self.rate
-        if self.offset is None or raw < self.offset:
-            self.offset = raw
-        else:
-            self.offset = min(raw, self.offset + CLOCK_LEAK * n / self.rate)
-
-
 class EchoCanceller:
     """The mic's echo canceller: see the module doc. Loop thread only."""
 
@@ -162,7 +140,7 @@ class EchoCanceller:
         n = self.frame
         self._ref_hist: Samples = np.zeros(int(rate * history_s), dtype=np.int16)
         self._ref_written = 0
-        self._ref_clock = _Clock(rate)
+        self._ref_clock = StreamClock(rate)
         est = int(rate * ESTIMATE_WINDOW_S) // DECIMATE * DECIMATE
         self._est_len = est
         warm = int(rate * WARM_UP_S) // n * n
@@ -177,7 +155,7 @@ class EchoCanceller:
         self._fbuf = np.zeros(n, dtype=np.float32)
         self._escale = 1.0 / (32768.0 * 32768.0 * n)
         self._clip_e = 0.999 * CLIP * CLIP * self._escale   # float32 sums round
-        self._mic_clock = _Clock(rate)
+        self._mic_clock = StreamClock(rate)
         self._mic_count = 0              # mic samples ever processed (kernel frames)
         self._pending: Samples = np.zeros(n, dtype=np.int16)
         self._fill = 0
@@ -250,8 +228,8 @@ class EchoCanceller:
     def devices_restarted(self) -> None:
         """The devices were reopened: their positions and times no longer relate as
         before. The alignment is taken afresh; what the filter learnt is kept."""
-        self._ref_clock = _Clock(self.rate)
-        self._mic_clock = _Clock(self.rate)
+        self._ref_clock = StreamClock(self.rate)
+        self._mic_clock = StreamClock(self.rate)
         self._base = None
         self._delay, self._shift = None, 0
         self._recent_lags.clear()
@@ -471,29 +449,15 @@ class EchoCanceller:
     def _estimate_lag(self, heard: Samples | None = None, end: int | None = None) -> int | None:
         """The echo's delay behind the device-time alignment, in samples, or None: in the
         last `_est_len` mic samples, or in `heard`, the samples up to position `end`."""
-        w, d, neg = self._est_len, DECIMATE, self._neg_lag
+        w, neg = self._est_len, self._neg_lag
         k0 = (self._mic_count if end is None else end) - w
         start = k0 + self._base_delay() - self._max_lag
         ref = np.zeros(w + self._max_lag + neg, dtype=np.int16)
         self._read_ref(start, ref)
         if _energy(ref) < level(ACTIVE_DBFS):
             return None
-        x = ref[:len(ref) // d * d].astype(np.float32).reshape(-1, d).mean(axis=1)
-        y = (self._recent_mic(w) if heard is None else heard
-             ).astype(np.float32).reshape(-1, d).mean(axis=1)
-        n = 1 << int(len(x) + len(y)).bit_length()
-        spec = np.fft.rfft(y, n) * np.conj(np.fft.rfft(x, n))
-        spec /= np.abs(spec) + 1e-9
-        corr = np.fft.irfft(spec, n)
-        span = (self._max_lag + neg) // d
-        # y[i] ~ x[i + max_lag - lag]: the peak sits at circular index lag - max_lag,
-        # for lag from -neg (index n - span) to max_lag (index 0).
-        lags = np.concatenate((corr[n - span:], corr[:1]))
-        peak = int(np.argmax(lags))
-        spread = float(np.std(lags))
-        if spread <= 0 or (lags[peak] - float(np.mean(lags))) / spread < ESTIMATE_Z:
-            return None
-        return peak * d - neg
+        heard = self._recent_mic(w) if heard is None else heard
+        return find_lag(ref, heard, self._max_lag, neg)
 
     def _set_delay(self, lag: int) -> None:
         if self._first_lag is None:
