@@ -23,11 +23,12 @@ Rules this module keeps:
   milliseconds); it moves only when they jump (a device reopened) or when the
   delay estimate moves (clock drift between two devices). Moves are counted.
 - The acoustic delay is estimated now and then by a cross-correlation
-  (phase transform, on a 4x decimated second of audio; `core.echo_timing`)
-  while the speaker plays; two agreeing estimates move the alignment. Cheap and rare. Once
-  the filter works, a move needs ERLE down and the echo still in the
-  kernel's output (the same correlation, run on the output): the user
-  talking over the reply also brings ERLE down, but leaves no echo there.
+  (phase transform, on two 4x decimated seconds of audio;
+  `core.echo_timing`) while the speaker plays; two agreeing estimates move
+  the alignment. Cheap and rare. Once the filter works, a move needs ERLE
+  down and the echo still in the kernel's output (the same correlation, run
+  on the output): the user talking over the reply also brings ERLE down,
+  but leaves no echo there.
   While ERLE holds, or while the mic does not hear the speaker at all, no
   correlation runs.
 - One canceller for the daemon's life: nothing here resets the filter per
