@@ -41,7 +41,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from swaramd.adapters.audio import AudioHealth, open_audio  # noqa: E402
+from swaramd.adapters.audio import open_audio  # noqa: E402
+from swaramd.adapters.audio_backend import AudioHealth  # noqa: E402
 from swaramd.core import protocol  # noqa: E402
 from swaramd.core.config import AudioConfig  # noqa: E402
 from swaramd.core.events import AudioDelta  # noqa: E402

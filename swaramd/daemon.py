@@ -30,7 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from swaramd.adapters.audio import AudioEngine, AudioHealth, EngineTuning, open_audio
+from swaramd.adapters.audio import AudioEngine, open_audio
+from swaramd.adapters.audio_backend import AudioHealth, EngineTuning
 from swaramd.adapters.control import serve_control
 from swaramd.adapters.credentials import read_api_key
 from swaramd.adapters.link import Link, LinkState, LinkTimings

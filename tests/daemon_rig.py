@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from gpiozero import Device
 
-from swaramd.adapters.audio import EngineTuning
+from swaramd.adapters.audio_backend import EngineTuning
 from swaramd.adapters.link import LinkTimings
 from swaramd.core.config import parse_config
 from swaramd.daemon import Daemon

@@ -6,10 +6,10 @@ side: PyAudio callback streams (`pyaudio_audio`) or WAV files paced by a
 clock (`wav_audio`). The backend's `run(host)` is the body of the engine's one
 device thread: it opens the devices, then calls `host.capture` and
 `host.render` once per period (from PortAudio's threads, or its own), and
-reports health, all through `DeviceHost`, the whole interface a backend
-sees; everything else runs on the asyncio loop. The two halves meet only in
-lock-guarded rings (`core.ring`, `core.jitter`), in an eventfd the loop
-watches (the capture wake, 50 times a second) and in
+reports health, all through `DeviceHost` (`audio_backend`), the whole
+interface a backend sees; everything else runs on the asyncio loop. The two
+halves meet only in lock-guarded rings (`core.ring`, `core.jitter`), in an
+eventfd the loop watches (the capture wake, 50 times a second) and in
 `loop.call_soon_threadsafe` for the rare events:
 
     device thread                        asyncio loop
@@ -45,21 +45,24 @@ Rules this module keeps:
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import numpy as np
 import soxr
 
+from swaramd.adapters.audio_backend import (
+    MAX_DEVICE_PERIOD_MS,
+    AudioHealth,
+    DeviceBackend,
+    EngineTuning,
+    HealthCallback,
+)
 from swaramd.adapters.volume import Volume
 from swaramd.core.backlog import FrameBacklog, Framer
 from swaramd.core.config import AudioConfig, Backend
@@ -72,39 +75,9 @@ from swaramd.core.status import AudioCounters
 
 log = logging.getLogger(__name__)
 
-# A device period never exceeds this, whatever `frame_ms`: a flush must silence the speaker
-# within 100 ms, and the WAV backend must flush its file every 20 ms.
-MAX_DEVICE_PERIOD_MS = 20
 _UNITY_Q15 = 1 << 15
 ECHO_FRAME_MS = 20       # the canceller's frame: one device period
 ECHO_FILTER_MS = 300     # the echo tail it cancels, from the estimated delay on
-
-
-class AudioHealth(StrEnum):
-    """Whether the devices are open and delivering; ERROR is the appliance's `audio_error`."""
-
-    STARTING = "starting"
-    OK = "ok"
-    ERROR = "audio_error"
-    STOPPED = "stopped"
-
-
-HealthCallback = Callable[[AudioHealth, "str | None"], None]
-
-
-@dataclass(frozen=True, slots=True)
-class EngineTuning:
-    """Sizes and timings that tests shorten; the defaults suit the appliance."""
-
-    retry_delay_s: float = 3.0      # between attempts to reopen a missing or failed device
-    stall_timeout_s: float = 1.0    # a stream silent this long has failed
-    capture_s: float = 1.0          # capture ring: how long the loop may stall without loss
-    backlog_s: float = 1.0          # uplink audio kept while the link lags, in whole frames
-    playback_s: float = 30.0        # reply audio that may be queued ahead of the speaker
-    start_timeout_s: float = 10.0   # how long start() waits for the first open attempt
-    stuck_after_s: float = 10.0     # a device thread with no heartbeat this long is stuck
-    error_grace_s: float = 120.0    # in audio_error this long: let systemd restart us afresh
-    recovered_after_s: float = 5.0  # OK this long ends an audio_error period (no flapping)
 
 
 class Mark(NamedTuple):
@@ -112,67 +85,6 @@ class Mark(NamedTuple):
 
     position: int
     time: float
-
-
-class DeviceHost(Protocol):
-    """All a backend sees of the engine. The device thread calls these; `capture` and
-    `render` may also be called from the device library's own callback threads."""
-
-    @property
-    def cfg(self) -> AudioConfig: ...
-
-    @property
-    def tuning(self) -> EngineTuning: ...
-
-    @property
-    def stopping(self) -> threading.Event:
-        """Set when the backend must close its devices and return from `run`."""
-
-    @property
-    def period_ms(self) -> int:
-        """The device period: `frame_ms`, at most MAX_DEVICE_PERIOD_MS."""
-
-    def prepare(self, in_rate: int, out_rate: int, out_period: int,
-                out_latency_s: float) -> None:
-        """Devices at these rates are about to start: size the rings, restart the clocks."""
-
-    def capture(self, samples: Samples, adc_time: float | None = None) -> None:
-        """One captured period (mono, device rate); `adc_time`: when its first sample
-        left the ADC, on `time.monotonic()`'s clock, if the device says."""
-
-    def render(self, out: Samples, latency_s: float) -> None:
-        """Fill one period for the speaker (mono, device rate); it reaches the DAC
-        `latency_s` from now."""
-
-    def count_xrun(self, *, underflow: bool = False, overflow: bool = False) -> None:
-        """The device reported a late period: an output underflow, an input overflow."""
-
-    def report(self, health: AudioHealth, reason: str | None = None) -> None:
-        """The devices opened (OK) or failed (ERROR, with why)."""
-
-    def beat(self) -> None:
-        """The device thread is making progress (for the watchdog, while nothing plays)."""
-
-    def stalled(self) -> str | None:
-        """Why the running devices count as failed (no period for `stall_timeout_s`), or None."""
-
-    def wait_retry(self) -> None:
-        """Wait `retry_delay_s` before reopening failed devices, beating; a stop or
-        `retry_now()` cuts it short."""
-
-
-class DeviceBackend(abc.ABC):
-    """The device side of the engine: opens the devices and runs their periods."""
-
-    thread_name: ClassVar[str] = "swaramd-audio"
-    hears_speaker: ClassVar[bool] = True   # the mic can hear the speaker: echo cancellation applies
-    duplex = False                         # microphone and speaker run as one stream
-
-    @abc.abstractmethod
-    def run(self, host: DeviceHost) -> None:
-        """The device thread's body: open the devices, `host.prepare`, run periods
-        (`host.capture`, `host.render`) and `host.report` health until `host.stopping`;
-        close every device before returning."""
 
 
 class AudioEngine:

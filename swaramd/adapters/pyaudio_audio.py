@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pyaudio
 
-from swaramd.adapters.audio import AudioHealth, DeviceBackend, DeviceHost
+from swaramd.adapters.audio_backend import AudioHealth, DeviceBackend, DeviceHost
 from swaramd.adapters.audio_devices import (
     AudioDevice,
     Direction,

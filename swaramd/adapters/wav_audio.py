@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from swaramd.adapters.audio import AudioHealth, DeviceBackend, DeviceHost
+from swaramd.adapters.audio_backend import AudioHealth, DeviceBackend, DeviceHost
 from swaramd.core.config import AudioConfig, Config
 from swaramd.core.errors import AudioDeviceError, ConfigError
 from swaramd.core.protocol import WIRE_RATE

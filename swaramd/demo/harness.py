@@ -15,7 +15,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from swaramd.adapters.audio import AudioEngine, AudioHealth
+from swaramd.adapters.audio import AudioEngine
+from swaramd.adapters.audio_backend import AudioHealth
 from swaramd.core.config import Config, load_config
 from swaramd.core.errors import SwaramdError
 from swaramd.daemon import Daemon

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from swaramd.adapters import speex
-from swaramd.adapters.audio import AudioHealth, EngineTuning, open_audio
+from swaramd.adapters.audio import open_audio
+from swaramd.adapters.audio_backend import AudioHealth, EngineTuning
 from swaramd.adapters.control import query
 from swaramd.core.config import AudioConfig
 from swaramd.core.echo import Guard

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from swaramd.adapters.audio import EngineTuning
+from swaramd.adapters.audio_backend import EngineTuning
 from swaramd.adapters.link import LinkTimings
 from swaramd.adapters.notify import Notifier, watchdog_interval_s
 from swaramd.core.config import parse_config

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 import soxr
 
-from swaramd.adapters.audio import AudioEngine, AudioHealth, EngineTuning, open_audio
+from swaramd.adapters.audio import AudioEngine, open_audio
+from swaramd.adapters.audio_backend import AudioHealth, EngineTuning
 from swaramd.adapters.pyaudio_audio import PyAudioDevice
 from swaramd.core.config import AudioConfig
 from tests.adapters.alsa_rig import (

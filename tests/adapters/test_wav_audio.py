@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from swaramd.adapters.audio import AudioHealth, open_audio
+from swaramd.adapters.audio import open_audio
+from swaramd.adapters.audio_backend import AudioHealth
 from swaramd.adapters.volume import Volume, gain_q15
 from swaramd.core.config import AudioConfig
 from swaramd.core.errors import AudioDeviceError
