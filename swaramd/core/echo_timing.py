@@ -9,7 +9,7 @@ tested on its own:
   generalised cross-correlation with the phase transform (GCC-PHAT) on a
   decimated window: every frequency weighs alike, so speech's loud low
   formants do not smear the peak. It answers only when the peak stands
-  `ESTIMATE_Z` standard deviations over the rest.
+  `ESTIMATE_Z` standard deviations over the mean of the lags searched.
 """
 
 from __future__ import annotations
