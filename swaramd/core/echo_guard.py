@@ -5,10 +5,11 @@ has not learnt the room, and afterwards what its filter cannot model (a tail
 longer than the filter, a clipping microphone, a filter still settling). The
 service's voice detector would take a loud residual for the user and stop the
 reply. The guard sees, for every kernel frame, the energy of the mic and of
-the canceller's output, and sets the frame's gain:
+the canceller's output, plain and weighted towards the voice's band (the
+caller's pre-emphasis), and sets the frame's gain:
 
-    mic energy, output energy, mic clipped, speaker playing --frame_gain--> gain
-    output frame, gain ------------------------------------------apply---> uplink frame
+    mic and output energies, mic clipped, speaker playing --frame_gain--> gain
+    output frame, gain ----------------------------------------apply---> uplink frame
 
 Rules this module keeps:
 
@@ -18,21 +19,34 @@ Rules this module keeps:
   speaker plays. This happens once: the canceller lives as long as the daemon.
   A room where the canceller does worse is trusted at `PATIENT_DB` after
   `PATIENCE_S` of playback, so the user can always talk over a reply.
-- `CONVERGED`: a frame's own ERLE (mic over output energy) says what it
-  holds. Echo alone comes out at about the canceller's usual ERLE (`floor`,
-  tracked on such frames); the user's voice comes out far louder than that,
-  because the canceller does not remove it. A frame at least
-  `NEAR_END_MARGIN_DB` under the usual passes whole: that is the user,
-  double talk included. Any other frame is echo: it is attenuated until its
-  ERLE reaches `TARGET_DB`. A frame whose mic clipped is never taken for the
+- `CONVERGED`: a frame's own ERLE (mic over output energy, voice-weighted)
+  says what it holds. Echo alone comes out at about the canceller's usual
+  ERLE (`floor`, tracked on such frames); the user's voice comes out far
+  louder than that, because the canceller does not remove it. The weighting
+  keeps the low band, where a canceller leaves most of its residual and a
+  voice has little to tell, from deciding. A quiet stretch of echo (a word's
+  reverberant end, a pause) comes out with a low ERLE too: the residual
+  there is what the filter's error left of the loud echo just before. So the
+  guard also holds the residual: the output energy of the frames it judged
+  echo (and of every frame while learning), falling `RESIDUAL_DECAY_DB_S`,
+  and never under the room at rest. A frame at least `NEAR_END_MARGIN_DB`
+  under the usual ERLE and at least `RESIDUAL_MARGIN_DB` over the held
+  residual passes whole: that is the user, double talk included. Any other
+  frame is echo: it is attenuated until its ERLE reaches `TARGET_DB` and it
+  is no louder than the room at rest (plain energies here: the uplink
+  carries every band). A frame whose mic clipped is never taken for the
   user (clipping is an echo the linear filter cannot model), and no frame
   leaves louder than the mic heard it (a filter gone wrong adds echo).
-- ERLE (mic energy over output energy) is measured only while the speaker
-  plays, over about a second; it is what status shows and what tells the
-  canceller that the echo has moved. A mic no louder while the speaker plays
-  than while it rests does not hear it (`hears_echo`): there is no echo to
-  align to, and once converged the canceller may rest while that frame too
-  is at the mic's rest level (`unheard`).
+- The room's rest level (the mic while the speaker has been silent longer
+  than the echo lasts) follows a quieter room at once and a louder one by
+  at most `REST_RISE_DB_S`: a user talking while nothing plays is not the
+  room.
+- ERLE (plain mic energy over plain output energy) is measured only while
+  the speaker plays, over about a second; it is what status shows and what
+  tells the canceller that the echo has moved. A mic no louder while the
+  speaker plays than while it rests does not hear it (`hears_echo`): there
+  is no echo to align to, and once converged the canceller may rest while
+  that frame too is at the mic's rest level (`unheard`).
 - The gain moves across a frame in a straight line from the previous
   frame's gain: no clicks. Nothing is allocated per frame but the frame
   that leaves.
@@ -54,13 +68,17 @@ PATIENCE_S = 20.0          # after this much playback still learning, trust it .
 PATIENT_DB = 12.0          # ... at this ERLE
 TARGET_DB = 30.0           # echo frames leave with at least this ERLE
 CLIPPED_TARGET_DB = 38.0   # ... and frames whose mic clipped with this
-NEAR_END_MARGIN_DB = 6.0   # a frame this far under the usual ERLE is the user
+NEAR_END_MARGIN_DB = 6.0   # a frame this far under the usual ERLE is the user ...
+RESIDUAL_MARGIN_DB = 6.0   # ... if this far over the residual echo held from echo frames,
+RESIDUAL_DECAY_DB_S = 20.0  # which falls this fast
+REST_RISE_DB_S = 1.0       # the room's rest level rises at most this fast
 FLOOR_S = 0.5              # how fast the usual ERLE follows echo frames
 FLOOR_LEAK_DB_S = 1.0      # ... and sinks while frames look like the user
 ERLE_WINDOW_S = 1.0
 NO_ECHO_DB = 3.0           # the mic no louder than this over its rest while playing: no echo
 CLIP = 32000               # a mic sample this large was clipped on the way in
 _NO_ECHO = 10 ** (NO_ECHO_DB / 10)
+_RESIDUAL_MARGIN = 10 ** (RESIDUAL_MARGIN_DB / 10)
 
 
 class Guard(StrEnum):
@@ -89,9 +107,15 @@ class EchoGuard:
         self._erle_out = 0.0
         self._erle_n = 0
         self._noise = -1.0               # mic energy while the speaker is silent
+        self._noise_v = -1.0             # ... voice-weighted
+        self._erle_mic_v = 0.0
+        self._erle_out_v = 0.0
         self._good_run = 0               # samples converged in a row
         self._learnt = 0                 # samples played while learning
-        self._floor_db = CONVERGED_DB    # the usual ERLE of echo frames, once converged
+        self._floor_db = CONVERGED_DB    # the usual (voice-weighted) ERLE of echo frames
+        self._residual = 0.0             # voice-weighted output energy of echo frames, held
+        self._residual_fall = 10 ** (-RESIDUAL_DECAY_DB_S * frame / rate / 10)
+        self._rest_rise = 10 ** (REST_RISE_DB_S * frame / rate / 10)
         self._suppress = 1.0             # mean energy gain while playing, over ~1 s
         self._gain = 0.0
         self._ramp = (np.arange(frame, dtype=np.float32) + 1) / frame
@@ -99,29 +123,39 @@ class EchoGuard:
 
     # --- per frame -------------------------------------------------------------
 
-    def rest(self, mic_e: float) -> None:
+    def rest(self, mic_e: float, mic_v: float | None = None) -> None:
         """The speaker has been silent longer than the echo lasts: the room's level
-        (quick down, slow up), against which a converged output is measured."""
-        if self._noise < 0 or mic_e < self._noise:
-            self._noise = mic_e
-        else:
-            self._noise += (mic_e - self._noise) * 0.01
+        (at once down, up by at most `REST_RISE_DB_S`), against which a converged
+        output is measured; `mic_v` is the frame's voice-weighted energy (see
+        `frame_gain`)."""
+        self._noise = self._follow_rest(self._noise, mic_e)
+        self._noise_v = self._follow_rest(self._noise_v, mic_e if mic_v is None else mic_v)
 
-    def frame_gain(self, mic_e: float, out_e: float, clipped: bool, playing: bool) -> float:
+    def _follow_rest(self, rest: float, mic_e: float) -> float:
+        if rest < 0 or mic_e < rest:
+            return mic_e
+        return min(mic_e, rest * self._rest_rise)
+
+    def frame_gain(self, mic_e: float, out_e: float, clipped: bool, playing: bool,
+                   voice: tuple[float, float] | None = None) -> float:
         """The gain for an output frame, given its mic frame's energy and its own
         (mean squares, full scale 1.0), whether that mic frame clipped and whether
-        the speaker plays (its echo may be in the mic)."""
+        the speaker plays (its echo may be in the mic). `voice` holds the same two
+        energies weighted towards the voice's band (the user-or-echo judgement is
+        made on them); without it, the plain energies serve."""
         if not playing:
             return 1.0
-        self._measure(mic_e, out_e)
+        mic_v, out_v = (mic_e, out_e) if voice is None else voice
+        self._measure(mic_e, out_e, mic_v, out_v)
         if clipped:
             self.clipped += self.frame
         if not self.guarded:
             return 1.0
         if self.state is Guard.LEARNING:
             self.held += self.frame
+            self._hold_residual(out_v)
             return 0.0
-        gain = self._residual_gain(mic_e, out_e, clipped)
+        gain = self._residual_gain(mic_e, out_e, clipped, mic_v, out_v)
         self._suppress += (gain * gain - self._suppress) * self.frame / (self.rate * ERLE_WINDOW_S)
         return gain
 
@@ -176,11 +210,13 @@ class EchoGuard:
         """The mean attenuation of the residual over about the last second of playback."""
         return max(0.0, -10 * math.log10(max(self._suppress, 1e-6)))
 
-    def _measure(self, mic_e: float, out_e: float) -> None:
+    def _measure(self, mic_e: float, out_e: float, mic_v: float, out_v: float) -> None:
         frame = self.frame
         a = frame / (self.rate * ERLE_WINDOW_S)
         self._erle_mic += (mic_e - self._erle_mic) * a
         self._erle_out += (out_e - self._erle_out) * a
+        self._erle_mic_v += (mic_v - self._erle_mic_v) * a
+        self._erle_out_v += (out_v - self._erle_out_v) * a
         self._erle_n += frame
         if self.state is not Guard.LEARNING:
             return
@@ -193,21 +229,39 @@ class EchoGuard:
         self._good_run = self._good_run + frame if (erle_ok or residual_ok) else 0
         if self._good_run >= self.rate * CONVERGED_HOLD_S:
             self.state = Guard.CONVERGED
-            self._floor_db = max(need, self.erle_db() or need)
+            voice_erle = 10 * math.log10(max(self._erle_mic_v, 1e-12) /
+                                         max(self._erle_out_v, 1e-13))
+            self._floor_db = max(need, voice_erle)
 
-    def _residual_gain(self, mic_e: float, out_e: float, clipped: bool) -> float:
+    def _residual_gain(self, mic_e: float, out_e: float, clipped: bool,
+                       mic_v: float, out_v: float) -> float:
         if out_e <= 0.0:
             return 1.0
         e_db = 10 * math.log10(max(mic_e, 1e-12) / out_e)
+        e_v = 10 * math.log10(max(mic_v, 1e-12) / max(out_v, 1e-13))
         step = self.frame / self.rate
         if clipped:
-            gain_db = min(0.0, e_db - CLIPPED_TARGET_DB)
+            gain_db = min(0.0, e_db - CLIPPED_TARGET_DB, self._to_rest_db(out_e))
         elif mic_e <= max(self._noise * 4.0, level(-60.0)):
             gain_db = min(0.0, e_db)                   # no echo to speak of
-        elif e_db < self._floor_db - NEAR_END_MARGIN_DB:
+        elif e_v < self._floor_db - NEAR_END_MARGIN_DB and \
+                out_v > max(self._residual, self._noise_v) * _RESIDUAL_MARGIN:
             self._floor_db -= FLOOR_LEAK_DB_S * step   # the user: passes
+            self._residual *= self._residual_fall
             gain_db = min(0.0, e_db)
         else:                                          # echo: down to the target
-            self._floor_db += (min(e_db, 60.0) - self._floor_db) * step / FLOOR_S
-            gain_db = min(0.0, e_db - TARGET_DB)
+            if e_v >= self._floor_db - NEAR_END_MARGIN_DB:
+                self._floor_db += (min(e_v, 60.0) - self._floor_db) * step / FLOOR_S
+                self._hold_residual(out_v)
+            gain_db = min(0.0, e_db - TARGET_DB, self._to_rest_db(out_e))
         return 1.0 if gain_db >= 0.0 else float(10 ** (gain_db / 20))
+
+    def _hold_residual(self, out_v: float) -> None:
+        """Hold the voice-weighted energy of an echo frame's output as the residual to
+        expect."""
+        self._residual = max(out_v, self._residual * self._residual_fall)
+
+    def _to_rest_db(self, out_e: float) -> float:
+        """The gain (dB) that brings an output frame down to the room at rest (0 before
+        the room has been heard at rest)."""
+        return 0.0 if self._noise <= 0.0 else 10 * math.log10(self._noise / out_e)

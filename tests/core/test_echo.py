@@ -352,3 +352,12 @@ def test_an_echo_that_starts_wakes_the_resting_kernel_at_once_and_is_cancelled()
     m, o = mic[last], out[last].astype(np.float32) / 32767
     assert 10 * np.log10(np.dot(m, m) / np.dot(o, o)) > 15
     assert ec.stats().erle_db > 15                        # and status says so
+
+
+def test_the_guard_weighs_energies_towards_the_voice_band():
+    ec = EchoCanceller(RecordingKernel(), R)
+    t = np.arange(ec.frame) / R
+    low = (0.1 * 32767 * np.sin(2 * np.pi * 100 * t)).astype(np.int16)
+    voice = (0.1 * 32767 * np.sin(2 * np.pi * 2000 * t)).astype(np.int16)
+    assert ec._frame_energy(low) == pytest.approx(ec._frame_energy(voice), rel=0.02)
+    assert 10 * np.log10(ec._voice_energy(voice) / ec._voice_energy(low)) > 15

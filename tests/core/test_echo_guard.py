@@ -3,12 +3,17 @@ canceller learns, then the user's frames passed and the echo's attenuated."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
 from swaramd.core.echo_guard import (
     CLIPPED_TARGET_DB,
     PATIENCE_S,
+    RESIDUAL_DECAY_DB_S,
+    RESIDUAL_MARGIN_DB,
+    REST_RISE_DB_S,
     TARGET_DB,
     EchoGuard,
     Guard,
@@ -81,3 +86,87 @@ def test_gain_moves_across_a_frame_without_a_step():
     assert first[0] < 100 and first[-1] == 10000 and np.all(np.diff(first) >= 0)
     assert np.array_equal(guard.apply(out, 1.0), out)
     assert guard.apply(out, 1.0) is not out
+
+
+def left_db(guard: EchoGuard, mic: float, out: float, *, playing: bool = True) -> float:
+    """The level (dBFS) at which an output frame leaves the guard."""
+    gain = guard.frame_gain(mic, out, False, playing)
+    return 10 * float(np.log10(max(out * gain * gain, 1e-13)))
+
+
+def test_a_word_end_after_loud_echo_is_echo_not_the_user():
+    # Loud echo comes out 40 dB down, at -52 dBFS. As the word dies away the mic falls
+    # to -45 dBFS, and the output stays at about the residual the loud echo left:
+    # a frame ERLE of 3 dB, which alone would pass for the user.
+    guard = converged_guard(40.0)
+    loud = db(-12.0)
+    for _ in range(10):
+        guard.frame_gain(loud, loud / db(40.0), False, True)
+    tail = [left_db(guard, db(-45.0), db(-48.0)) for _ in range(3)]
+    assert all(level <= -48.0 - 20 for level in tail), tail
+    # The user over the reply comes out far above that residual, and passes whole.
+    assert left_db(guard, db(-14.0), db(-30.0)) == pytest.approx(-30.0, abs=0.01)
+
+
+def test_the_held_residual_falls_so_a_quiet_user_passes_later():
+    guard = converged_guard(40.0)
+    loud = db(-12.0)
+    for _ in range(10):
+        guard.frame_gain(loud, loud / db(40.0), False, True)     # residual -52 dBFS
+    quiet_user = db(-52.0 + RESIDUAL_MARGIN_DB - 3)
+    assert left_db(guard, db(-40.0), quiet_user) < -60          # not yet
+    frames = int(R / FRAME * 20 / RESIDUAL_DECAY_DB_S)          # 20 dB of fall
+    for _ in range(frames):
+        guard.frame_gain(db(-50.0), db(-50.0) / db(40.0), False, True)
+    assert left_db(guard, db(-40.0), quiet_user) == pytest.approx(10 * np.log10(quiet_user))
+
+
+def test_the_first_frames_after_convergence_are_held_to_learnings_residual():
+    guard = EchoGuard(R, FRAME)
+    while True:                                 # learning, up to the frame that converges
+        probe = copy.deepcopy(guard)
+        probe.frame_gain(MIC, MIC / db(25.0), False, True)
+        if probe.state is Guard.CONVERGED:
+            break
+        guard.frame_gain(MIC, MIC / db(25.0), False, True)
+    # That frame is a word's quiet end, at the residual learning left (-45 dBFS): a
+    # frame ERLE of 13 dB, which alone would pass for the user.
+    left = left_db(guard, db(-36.0), db(-49.0))
+    assert guard.state is Guard.CONVERGED and left < -60
+
+
+def test_echo_frames_leave_no_louder_than_the_room_at_rest():
+    guard = converged_guard(30.0)
+    for _ in range(10):
+        guard.rest(db(-66.0))
+    hot = db(-4.0)                              # a loud mic: the target leaves -34 dBFS
+    assert left_db(guard, hot, hot / db(30.0)) == pytest.approx(-66.0, abs=0.01)
+    gain = guard.frame_gain(hot, hot / db(40.0), True, True)    # clipped, too
+    assert 10 * np.log10(hot / db(40.0) * gain * gain) == pytest.approx(-66.0, abs=0.01)
+
+
+def test_the_rest_level_is_the_room_not_a_user_talking():
+    guard = EchoGuard(R, FRAME)
+    for _ in range(R // FRAME):
+        guard.rest(db(-66.0))
+    for _ in range(5 * R // FRAME):             # 5 s of the user, nothing playing
+        guard.rest(db(-26.0))
+    noise = 10 * np.log10(guard._noise)
+    assert noise == pytest.approx(-66.0 + 5 * REST_RISE_DB_S, abs=0.1)
+    for _ in range(R // FRAME):                 # a quieter room is followed at once
+        guard.rest(db(-70.0))
+    assert 10 * np.log10(guard._noise) == pytest.approx(-70.0)
+
+
+def test_the_user_is_judged_on_the_voice_band_and_the_residual_cut_in_every_band():
+    guard = converged_guard(30.0)
+    # A low rumble of residual: 15 dB under the mic in plain energy, which alone would
+    # pass for the user, but 30 dB under it in the voice's band, as echo comes out.
+    # It is echo, and it leaves attenuated by its plain ERLE (the uplink carries the
+    # rumble too).
+    mic, out = db(-5.0), db(-20.0)
+    gain = guard.frame_gain(mic, out, False, True, (db(-10.0), db(-40.0)))
+    assert 10 * np.log10(out * gain * gain) == pytest.approx(-5.0 - TARGET_DB, abs=0.01)
+    # The user: as far under the usual ERLE in the voice's band as in plain energy.
+    gain = guard.frame_gain(db(-15.0), db(-20.0), False, True, (db(-25.0), db(-30.0)))
+    assert gain == 1.0
