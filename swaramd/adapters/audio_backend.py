@@ -101,7 +101,7 @@ class DeviceBackend(abc.ABC):
     """The device side of the engine: opens the devices and runs their periods."""
 
     thread_name: ClassVar[str] = "swaramd-audio"
-    hears_speaker: ClassVar[bool] = True   # the mic can hear the speaker: echo cancellation applies
+    hears_speaker = True                   # the mic can hear the speaker: echo cancellation applies
     duplex = False                         # microphone and speaker run as one stream
 
     @abc.abstractmethod

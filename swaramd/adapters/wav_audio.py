@@ -16,6 +16,12 @@ Rules this module keeps:
   fell due (the file stays sample-accurate in time).
 - The output is written and flushed, with a valid header, at every wake-up:
   at least every 20 ms, so a reader may open the file while the daemon runs.
+- The periods' times are the files' own: period k of both files sounds from
+  `start + k * period`, and the engine is told so (`adc_time`, `latency_s`),
+  so a sample's index is its time whatever the thread's wake-up.
+- The two files hear nothing of each other unless a `room` is given (the
+  demo's `swaramd.demo.room.EchoRoom`): then each period the speaker plays
+  is carried into the microphone's, and echo cancellation applies.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import os
 import time
 import wave
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -39,15 +45,23 @@ log = logging.getLogger(__name__)
 _MAX_CATCH_UP_S = 10.0
 
 
+class Room(Protocol):
+    """The air between the WAV speaker and microphone."""
+
+    def carry(self, speaker: np.ndarray[Any, Any], mic: np.ndarray[Any, Any]) -> None:
+        """Add to `mic` (in place) what the mic hears of `speaker`, the same period."""
+
+
 class WavDevice(DeviceBackend):
     """The engine's devices as WAV files, in real time."""
 
     thread_name = "swaramd-wav-audio"
-    hears_speaker = False     # two files: nothing the speaker plays reaches the microphone
 
-    def __init__(self, cfg: AudioConfig) -> None:
+    def __init__(self, cfg: AudioConfig, *, room: Room | None = None) -> None:
         if cfg.wav_input is not None:
             check_wav_input(cfg.wav_input)
+        self.room = room
+        self.hears_speaker = room is not None   # two bare files hear nothing of each other
 
     def run(self, host: DeviceHost) -> None:
         """Pace the files by the clock: one period in, one period out, until stopped."""
@@ -90,10 +104,14 @@ class WavDevice(DeviceBackend):
                 start, done, behind = time.monotonic() - period / WIRE_RATE, 0, 1
             host.beat()
             played = []
-            for _ in range(behind):
+            now = time.monotonic()
+            for k in range(done, done + behind):
+                sounds = start + k * period / WIRE_RATE     # when period k sounds, both files
                 _read_period(source, mic)
-                host.capture(mic)
-                host.render(speaker, 0.0)
+                host.render(speaker, sounds - now)
+                if self.room is not None:
+                    self.room.carry(speaker, mic)
+                host.capture(mic, sounds)
                 played.append(speaker.astype("<i2", copy=False).tobytes())
             done += behind
             if sink is not None:

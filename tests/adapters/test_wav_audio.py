@@ -14,6 +14,8 @@ from swaramd.adapters.audio_backend import AudioHealth
 from swaramd.adapters.volume import Volume, gain_q15
 from swaramd.core.config import AudioConfig
 from swaramd.core.errors import AudioDeviceError
+from swaramd.demo import room
+from swaramd.demo.recording import speechlike
 from tests.support.wavfiles import read_wav, write_wav
 
 
@@ -133,3 +135,42 @@ async def test_mic_steps_hear_every_block_in_order_and_feed_the_uplink(tmp_path:
     assert np.array_equal(got[:12_000], signal // 4)
     assert before - 0.1 < first.times[0] < time.monotonic()
     assert all(b > a for a, b in zip(first.times, first.times[1:], strict=False))
+
+
+def test_the_echo_room_streams_the_rooms_convolution_into_the_mic() -> None:
+    rng = np.random.default_rng(3)
+    response = room.room_response(60, 250)
+    echo_room = room.EchoRoom(response, 0.5, noise_rms=0.0)
+    played = (rng.standard_normal(48_000) * 3000).astype(np.int16)
+    voice = (rng.standard_normal(48_000) * 1000).astype(np.int16)
+    heard = voice.copy()
+    for i in range(0, len(played), 480):                # the WAV backend's 20 ms periods
+        echo_room.carry(played[i:i + 480], heard[i:i + 480])
+    want = voice / 32768 + 0.5 * room.echo_of(played / 32768, response)
+    assert np.max(np.abs(heard / 32768 - want)) < 2 / 32768
+    assert echo_room.echo_db == pytest.approx(
+        20 * np.log10(0.5 * room.rms(room.echo_of(played / 32768, response))
+                      / room.rms(voice / 32768)), abs=0.5)
+
+
+async def test_a_wav_room_turns_echo_cancellation_on_and_times_the_files_truly(
+        tmp_path: Path) -> None:
+    # A room that is a pure 60 ms delay: the canceller must find it by the device times
+    # the backend reports (a period's error would read 40 or 80 ms).
+    delay = np.zeros(24 * 60 + 1, np.float32)
+    delay[-1] = 1.0
+    cfg = AudioConfig(backend="wav", volume=100, prebuffer_ms=0)
+    engine = open_audio(cfg, asyncio.get_running_loop(), tmp_path,
+                        room=room.EchoRoom(delay, 0.5))
+    assert engine.hears_speaker and engine.echo is not None
+    reply = speechlike(5.0, seed=4, level=0.5, hum=0.06)
+    assert await engine.start() is AudioHealth.OK
+    try:
+        engine.play(reply.tobytes(), "r1")
+        engine.end_response("r1")
+        async with asyncio.timeout(20):
+            while engine.echo_status()["delay_ms"] is None:
+                await asyncio.sleep(0.1)
+    finally:
+        engine.stop()
+    assert engine.echo_status()["delay_ms"] == pytest.approx(60.0, abs=2.0)
