@@ -43,7 +43,8 @@ Rules this module keeps:
   A frame louder than the mic at rest wakes it at once.
 - The kernel's output lags its input by one frame: the guard weighs an
   output frame against the mic frame before it, by their energies, plain
-  and after a pre-emphasis (`PRE_EMPHASIS`) that weighs the voice's band.
+  and after a pre-emphasis (`PRE_EMPHASIS`) that weighs the voice's band,
+  and tells it when that frame's reference was silent (the echo's tail).
 - `MicStep` is the small interface the engine runs on every captured block
   after the canceller (a wake-word detector hangs here): it sees the
   cancelled mic at 24 kHz and may pass it on changed or unchanged.
@@ -178,6 +179,7 @@ class EchoCanceller:
         self._last_mic = (0.0, 0.0)      # energies (plain, voice) of the mic frame the
         # kernel's next output holds
         self._last_clipped = False
+        self._last_tail = False
         self.realigns = 0
         self._bypassing = True           # the kernel rests while the speaker is silent
         self._base: int | None = None
@@ -268,7 +270,8 @@ class EchoCanceller:
         self._read_pos = pos + frame
         self._remember_mic(mic, k)
         self._mic_count = k + frame
-        if self._frame_energy(ref) > self._active_e:
+        sounding = self._frame_energy(ref) > self._active_e
+        if sounding:
             self._active_until = k + frame + self._playing_span
         energies = (self._frame_energy(mic), self._voice_energy(mic))
         if k >= self._active_until:
@@ -282,18 +285,21 @@ class EchoCanceller:
             self._bypassing = False
             self.kernel.process(mic, self._ref, self._out)
             self._last_mic, self._last_clipped = energies, _clipped(mic)
+            self._last_tail = not sounding
             result = mic[:0]
         else:
-            result = self._cancel(mic, energies)
+            result = self._cancel(mic, energies, tail=not sounding)
         if self._mic_count >= self._next_estimate:
             self._maybe_estimate()
         if self._warm:
             self._warm_up_some()
         return result
 
-    def _cancel(self, mic: Samples, energies: tuple[float, float]) -> Samples:
-        """Run the kernel on `mic` (of `energies`: plain and voice-weighted) and the
-        guard on its output (the previous frame's)."""
+    def _cancel(self, mic: Samples, energies: tuple[float, float], *,
+                tail: bool = False) -> Samples:
+        """Run the kernel on `mic` (of `energies`: plain and voice-weighted; `tail`: its
+        reference frame was silent) and the guard on its output (the previous
+        frame's)."""
         self.kernel.process(mic, self._ref, self._out)
         k = self._mic_count - 2 * self.frame    # the output is the previous frame's
         if k >= 0:
@@ -303,8 +309,8 @@ class EchoCanceller:
         (mic_e, mic_v), clipped = self._last_mic, self._last_clipped
         g = self._guardian
         gain = g.frame_gain(mic_e, self._frame_energy(out), clipped, True,
-                            (mic_v, self._voice_energy(out)))
-        self._last_mic, self._last_clipped = energies, _clipped(mic)
+                            (mic_v, self._voice_energy(out)), self._last_tail)
+        self._last_mic, self._last_clipped, self._last_tail = energies, _clipped(mic), tail
         return g.apply(self._out, gain)
 
     def _frame_energy(self, x: Samples) -> float:

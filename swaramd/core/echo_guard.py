@@ -31,12 +31,15 @@ Rules this module keeps:
   echo (and of every frame while learning), falling `RESIDUAL_DECAY_DB_S`,
   and never under the room at rest. A frame at least `NEAR_END_MARGIN_DB`
   under the usual ERLE and at least `RESIDUAL_MARGIN_DB` over the held
-  residual passes whole: that is the user, double talk included. Any other
-  frame is echo: it is attenuated until its ERLE reaches `TARGET_DB` and it
-  is no louder than the room at rest (plain energies here: the uplink
-  carries every band). A frame whose mic clipped is never taken for the
-  user (clipping is an echo the linear filter cannot model), and no frame
-  leaves louder than the mic heard it (a filter gone wrong adds echo).
+  residual passes whole: that is the user, double talk included. Just after
+  the speaker falls silent (`tail`), the mic holds only the echo's dying
+  tail, which a filter models worst: there the user must also be louder than
+  the mic's peak while the speaker played, falling `TAIL_DECAY_DB_S`. Any
+  other frame is echo: it is attenuated until its ERLE reaches `TARGET_DB`
+  and it is no louder than the room at rest (plain energies here: the
+  uplink carries every band). A frame whose mic clipped is never taken for
+  the user (clipping is an echo the linear filter cannot model), and no
+  frame leaves louder than the mic heard it (a filter gone wrong adds echo).
 - The room's rest level (the mic while the speaker has been silent longer
   than the echo lasts) follows a quieter room at once and a louder one by
   at most `REST_RISE_DB_S`: a user talking while nothing plays is not the
@@ -72,6 +75,7 @@ NEAR_END_MARGIN_DB = 6.0   # a frame this far under the usual ERLE is the user .
 RESIDUAL_MARGIN_DB = 6.0   # ... if this far over the residual echo held from echo frames,
 RESIDUAL_DECAY_DB_S = 20.0  # which falls this fast
 REST_RISE_DB_S = 1.0       # the room's rest level rises at most this fast
+TAIL_DECAY_DB_S = 60.0     # after the speaker falls silent, its echo dies no faster
 FLOOR_S = 0.5              # how fast the usual ERLE follows echo frames
 FLOOR_LEAK_DB_S = 1.0      # ... and sinks while frames look like the user
 ERLE_WINDOW_S = 1.0
@@ -116,6 +120,8 @@ class EchoGuard:
         self._residual = 0.0             # voice-weighted output energy of echo frames, held
         self._residual_fall = 10 ** (-RESIDUAL_DECAY_DB_S * frame / rate / 10)
         self._rest_rise = 10 ** (REST_RISE_DB_S * frame / rate / 10)
+        self._echo_env = 0.0             # the mic's recent peak while the speaker plays
+        self._tail_fall = 10 ** (-TAIL_DECAY_DB_S * frame / rate / 10)
         self._suppress = 1.0             # mean energy gain while playing, over ~1 s
         self._gain = 0.0
         self._ramp = (np.arange(frame, dtype=np.float32) + 1) / frame
@@ -137,14 +143,18 @@ class EchoGuard:
         return min(mic_e, rest * self._rest_rise)
 
     def frame_gain(self, mic_e: float, out_e: float, clipped: bool, playing: bool,
-                   voice: tuple[float, float] | None = None) -> float:
+                   voice: tuple[float, float] | None = None, tail: bool = False) -> float:
         """The gain for an output frame, given its mic frame's energy and its own
         (mean squares, full scale 1.0), whether that mic frame clipped and whether
         the speaker plays (its echo may be in the mic). `voice` holds the same two
         energies weighted towards the voice's band (the user-or-echo judgement is
-        made on them); without it, the plain energies serve."""
+        made on them); without it, the plain energies serve. `tail`: the speaker
+        has just fallen silent, and only its echo's tail may be in the mic."""
         if not playing:
             return 1.0
+        self._echo_env *= self._tail_fall
+        if not tail:
+            self._echo_env = max(self._echo_env, mic_e)
         mic_v, out_v = (mic_e, out_e) if voice is None else voice
         self._measure(mic_e, out_e, mic_v, out_v)
         if clipped:
@@ -155,7 +165,7 @@ class EchoGuard:
             self.held += self.frame
             self._hold_residual(out_v)
             return 0.0
-        gain = self._residual_gain(mic_e, out_e, clipped, mic_v, out_v)
+        gain = self._residual_gain(mic_e, out_e, clipped, mic_v, out_v, tail)
         self._suppress += (gain * gain - self._suppress) * self.frame / (self.rate * ERLE_WINDOW_S)
         return gain
 
@@ -234,7 +244,7 @@ class EchoGuard:
             self._floor_db = max(need, voice_erle)
 
     def _residual_gain(self, mic_e: float, out_e: float, clipped: bool,
-                       mic_v: float, out_v: float) -> float:
+                       mic_v: float, out_v: float, tail: bool) -> float:
         if out_e <= 0.0:
             return 1.0
         e_db = 10 * math.log10(max(mic_e, 1e-12) / out_e)
@@ -245,7 +255,8 @@ class EchoGuard:
         elif mic_e <= max(self._noise * 4.0, level(-60.0)):
             gain_db = min(0.0, e_db)                   # no echo to speak of
         elif e_v < self._floor_db - NEAR_END_MARGIN_DB and \
-                out_v > max(self._residual, self._noise_v) * _RESIDUAL_MARGIN:
+                out_v > max(self._residual, self._noise_v) * _RESIDUAL_MARGIN and \
+                (not tail or mic_e > self._echo_env):
             self._floor_db -= FLOOR_LEAK_DB_S * step   # the user: passes
             self._residual *= self._residual_fall
             gain_db = min(0.0, e_db)

@@ -88,9 +88,10 @@ def test_gain_moves_across_a_frame_without_a_step():
     assert guard.apply(out, 1.0) is not out
 
 
-def left_db(guard: EchoGuard, mic: float, out: float, *, playing: bool = True) -> float:
+def left_db(guard: EchoGuard, mic: float, out: float, *, playing: bool = True,
+            tail: bool = False) -> float:
     """The level (dBFS) at which an output frame leaves the guard."""
-    gain = guard.frame_gain(mic, out, False, playing)
+    gain = guard.frame_gain(mic, out, False, playing, tail=tail)
     return 10 * float(np.log10(max(out * gain * gain, 1e-13)))
 
 
@@ -170,3 +171,17 @@ def test_the_user_is_judged_on_the_voice_band_and_the_residual_cut_in_every_band
     # The user: as far under the usual ERLE in the voice's band as in plain energy.
     gain = guard.frame_gain(db(-15.0), db(-20.0), False, True, (db(-25.0), db(-30.0)))
     assert gain == 1.0
+
+
+def test_the_echos_tail_after_the_speaker_stops_is_not_the_user():
+    guard = converged_guard(40.0)
+    loud = db(-15.0)
+    for _ in range(5):                            # the reply's last words
+        guard.frame_gain(loud, loud / db(40.0), False, True)
+    # The speaker has stopped; its echo rings down in the mic (2 dB a frame), and the
+    # filter cancels that tail poorly (10 dB).
+    for i in range(4):
+        mic = db(-18.0 - 2 * i)
+        assert left_db(guard, mic, mic / db(10.0), tail=True) < -45
+    # A user who answers at once, louder than the dying echo, passes.
+    assert left_db(guard, db(-12.0), db(-14.0), tail=True) == pytest.approx(-14.0)
