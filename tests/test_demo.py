@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from websockets.asyncio.client import connect
 from swaramd.adapters.volume import gain_q15
 from swaramd.demo import runner
 from swaramd.demo.recording import RATE, UTTERANCES, demo_recording, read_wav
-from swaramd.demo.script import REPLY_SECONDS, DemoScript, _voice
+from swaramd.demo.script import DemoScript
 from swaramd.demo.simulator import SimulatedSwaram
 from swaramd.demo.vad import EnergyVad
 from tests.adapters.alsa_rig import Jackd
@@ -56,9 +57,10 @@ def segments(out: np.ndarray, gap_s: float = 0.1) -> list[tuple[int, int]]:
     return [(int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
 
 
-def as_played(seconds: float, seed: int) -> np.ndarray:
+def as_played(audio: bytes | None) -> np.ndarray:
     """A simulated reply as the speaker plays it at the default volume (100: unchanged)."""
-    pcm = np.frombuffer(_voice(seconds, seed), dtype="<i2").astype(np.int32)
+    assert audio is not None
+    pcm = np.frombuffer(audio, dtype="<i2").astype(np.int32)
     return ((pcm * gain_q15(100)) >> 15).astype(np.int16)
 
 
@@ -80,7 +82,7 @@ def test_demo_runs_a_whole_conversation(tmp_path, capsys, monkeypatch):
                    "conversation.item.create   function_call_output",
                    "state     thinking → speaking", "barge-in  the user spoke over the reply",
                    "state     speaking → listening   (speech_started)",
-                   "response.done   (cancelled", "state     listening → idle",
+                   "state     listening → idle",
                    "swaramd demo: OK. 3 turns, the get_time tool call, and a barge-in"]:
         assert needle in text, needle
     for u in UTTERANCES:
@@ -95,6 +97,14 @@ def test_demo_runs_a_whole_conversation(tmp_path, capsys, monkeypatch):
     assert len(latencies) == 3 and all(0 < ms < 500 for ms in latencies)
     [silence] = [int(m) for m in re.findall(r"speaker silent: (\d+) ms", text)]
     assert silence <= 100  # barge-in: never over 100 ms
+    # The barge-in came through the echo canceller, in a room louder than the user:
+    # the service heard the user over the reply, and never the reply's echo.
+    assert "room        the speaker's sound reaches the microphone 60 ms late" in text
+    [echo_db] = [float(m) for m in re.findall(r"replies' echo \+(\d+\.\d) dB over the user", text)]
+    assert echo_db > 1
+    [erle] = [float(m) for m in re.findall(r"the canceller removed (\d+\.\d) dB", text)]
+    assert erle > 10 and "guard converged" in text
+    assert len(sim.turns) == 3 and sim.turns[1].barged_in_at is not None
 
     # Every client event was documented and strictly valid, in the service's order.
     assert not sim.invalid
@@ -110,14 +120,31 @@ def test_demo_runs_a_whole_conversation(tmp_path, capsys, monkeypatch):
     played = read_wav(out)
     parts = segments(played)
     assert len(parts) == 6, parts
-    for (start, end), seed, whole in [(parts[2], 1, True), (parts[3], 2, False),
-                                      (parts[4], 3, True)]:
-        want = as_played(REPLY_SECONDS[seed - 1], seed)
+    script = sim.script
+    assert isinstance(script, DemoScript)
+    replies = [script.time_audio(output["time"]), script.story, script.ack]
+    for (start, end), audio, whole in [(parts[2], replies[0], True),
+                                       (parts[3], replies[1], False),
+                                       (parts[4], replies[2], True)]:
+        want = as_played(audio)
         begin = start - int(np.flatnonzero(want)[0])    # a reply's first sample is 0
         got = played[begin:begin + len(want)] if whole else played[begin:end]
         assert np.array_equal(got, want[:len(got)]) and len(got) > RATE
     cut = (parts[3][1] - parts[3][0]) / RATE
-    assert 1.0 < cut < REPLY_SECONDS[1] - 3  # the barge-in cut the 8 s story short
+    assert 1.0 < cut < len(script.story) / 2 / RATE - 2  # the barge-in cut the story short
+
+
+def test_without_espeak_ng_the_demo_runs_without_the_room(tmp_path, capsys, monkeypatch):
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which",
+                        lambda name, *a, **k: None if name == "espeak-ng" else which(name, *a, **k))
+
+    assert runner.run_demo(["--out", str(tmp_path / "reply.wav")]) == 0
+
+    text = capsys.readouterr().out
+    assert "room        none: without espeak-ng the replies are a test signal" in text
+    assert "the canceller removed" not in text
+    assert "swaramd demo: OK. 3 turns, the get_time tool call, and a barge-in" in text
 
 
 def test_the_spoken_wake_word_starts_the_demo(tmp_path, capsys, monkeypatch):

@@ -120,16 +120,17 @@ class Utterance:
 
 
 # The user's side of the demo. The timing leaves room for each reply: reply 1
-# (after the get_time call) ends near 5 s; the third utterance starts about
-# 2 s into reply 2 (8 s long), so it barges in.
+# (after the get_time call) ends near 6 s; the third utterance starts about
+# 5.5 s into reply 2 (9.3 s long), so it barges in, once the echo canceller
+# has had about 8 s of the replies' echo to learn the room from.
 UTTERANCES = (
     Utterance(1.0, 2.5, "ഇപ്പോൾ സമയം എത്രയായി?", "what time is it now?"),
-    Utterance(6.0, 7.5, "ഒരു കഥ പറയാമോ?", "can you tell me a story?"),
-    Utterance(10.0, 11.0, "മതി, നന്ദി!", "that's enough, thanks!"),
+    Utterance(7.0, 8.5, "ഒരു കഥ പറയാമോ?", "can you tell me a story?"),
+    Utterance(14.5, 15.5, "മതി, നന്ദി!", "that's enough, thanks!"),
 )
-RECORDING_S = 12.0
+RECORDING_S = 16.5
 USER_F0 = 125.0
-USER_LEVEL = 0.45       # the user's peak, of full scale
+USER_LEVEL = 0.2        # the user's peak, of full scale: about -26 dBFS RMS
 
 
 def demo_recording(utterances: tuple[Utterance, ...] = UTTERANCES,

@@ -79,6 +79,9 @@ def _first_problem(report: FileReport, sim: SimulatedSwaram, barge_in_logged: bo
         return f"the daemon sent an invalid event: {sim.invalid[0]}"
     if len(results) < 3:
         return f"the service heard only {len(results)} of 3 utterances"
+    if len(results) > 3:
+        return (f"the service heard {len(results)} utterances where the user said 3: "
+                "the reply's echo reached it as speech")
     if results[0].turn.tool != "get_time" or results[0].turn.tool_output is None:
         return "the get_time tool call was not answered"
     for r in results[:3]:
@@ -95,8 +98,9 @@ def _first_problem(report: FileReport, sim: SimulatedSwaram, barge_in_logged: bo
 
 
 def print_summary(tl: Timeline, report: FileReport, sim: SimulatedSwaram, out: Path,
-                  status: dict[str, Any] | None) -> None:
-    """The summary after the timeline: per turn, the latencies, the files."""
+                  status: dict[str, Any] | None, echo_db: float | None = None) -> None:
+    """The summary after the timeline: per turn, the latencies, the echo, the files;
+    `echo_db` is the room's echo at the mic over the user's voice."""
     tl.say()
     tl.say("Summary. Latencies are measured on the speaker's output; the simulated service")
     tl.say("answers at once (a few ms apart), so they are the daemon's share.")
@@ -106,6 +110,10 @@ def print_summary(tl: Timeline, report: FileReport, sim: SimulatedSwaram, out: P
     others = sorted({str(e.get("type")) for e in sim.received} - {"input_audio_buffer.append"})
     tl.say(f"  uplink     {len(appends)} input_audio_buffer.append events; also sent: "
            f"{', '.join(others) or 'nothing'}; {len(sim.invalid)} invalid")
+    if echo_db is not None:
+        tl.say(f"  echo       the room put the replies' echo {echo_db:+.1f} dB over the user's "
+               "voice at the mic")
+        _print_canceller(tl, (status or {}).get("audio", {}).get("echo_cancel"))
     if status is not None:
         keep = ("state", "connected", "last_close_code", "reconnects", "audio", "protocol")
         tl.say(f"  status     {json.dumps({k: status.get(k) for k in keep})}")
@@ -114,6 +122,26 @@ def print_summary(tl: Timeline, report: FileReport, sim: SimulatedSwaram, out: P
                "speaker played, tones and silence included)")
         tl.say(f"             play it with:  aplay {_quote(out)}")
     tl.say()
+
+
+def _print_canceller(tl: Timeline, echo: dict[str, Any] | None) -> None:
+    if not echo:
+        tl.say("             the canceller's status was not read: the demo ended early")
+        return
+    if not echo.get("active"):
+        tl.say(f"             echo cancellation did not run: {echo.get('reason')}")
+        return
+    erle, delay = echo.get("erle_db"), echo.get("delay_ms")
+    tl.say(f"             the canceller removed {_db(erle)} of it (ERLE, its last second of "
+           f"reply); echo delay found {_ms(delay)}; guard {echo.get('guard')}")
+
+
+def _db(value: float | None) -> str:
+    return "? dB" if value is None else f"{value:.1f} dB"
+
+
+def _ms(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.0f} ms"
 
 
 def _print_turn(tl: Timeline, r: TurnResult) -> None:

@@ -16,11 +16,18 @@ Choices, and why:
   recording) starts it instead (`conversation.wake_word: okay_nabu`).
 - `audio.gate: open` (on_demand's default): all mic audio goes up, so the
   simulated service's own VAD does the turn-taking, as the real one does.
-- `audio.duplex: full`: the WAV "microphone" hears no echo, like hardware
-  with echo cancellation. With `half` (what `auto` is without echo
-  cancellation, as with the WAV backend) the service cannot hear the user
-  over a reply, and the barge-in would be the button's job. `--audio` runs
-  half duplex so that the played-back words never reach the mic.
+- `audio.duplex: auto` and `audio.echo_cancel: on`, the defaults, against a
+  simulated room (`room.EchoRoom`): the speaker's output comes back into the
+  microphone 60 ms late, with a 250 ms reverberant tail, 3 dB louder than
+  the user's voice, as on a bare mic beside a speaker. The echo canceller
+  removes it, so the service hears the user's third utterance over the
+  second reply and barges in, and never hears the reply's echo as speech.
+  The replies are spoken by espeak-ng; without it they are a test signal
+  that does not teach a canceller the room in time, so the demo runs
+  without the room and with `duplex: full`, as hardware that cancels its
+  own echo would. `--audio` runs half duplex so that the played-back words
+  never reach the mic (the real room is unknown, and the canceller would
+  still be learning).
 """
 
 from __future__ import annotations
@@ -62,14 +69,18 @@ from swaramd.demo.recording import (
     write_wav,
 )
 from swaramd.demo.report import file_report, print_summary
+from swaramd.demo.room import EchoRoom, rms, room_response
 from swaramd.demo.script import DemoScript
 from swaramd.demo.selftest import audio_demo, preflight_audio
 from swaramd.demo.simulator import SimulatedSwaram
 from swaramd.demo.timeline import JournalLines, Timeline, install_timeline_log
 
 DEFAULT_OUT = "swaramd-demo-reply.wav"
-DEADLINE_S = 45.0       # the whole file demo; it takes about 15 s
-EXPECTED_S = 14.0       # for the progress indicator
+DEADLINE_S = 50.0       # the whole file demo; it takes about 20 s
+EXPECTED_S = 20.0       # for the progress indicator
+ROOM_DELAY_MS = 60.0    # the simulated room: speaker to mic
+ROOM_TAIL_MS = 250.0    # its reverberation, down 60 dB
+ROOM_ECHO_DB = 3.0      # the echo's level at the mic over the user's voice
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -151,11 +162,14 @@ async def file_demo(out: Path, tmp: Path, tl: Timeline, *, wake_word: bool = Fal
     recording = wake_recording()[0] if wake_word else demo_recording()
     mic = write_wav(tmp / "mic.wav", recording)
     conversation = {"mode": "on_demand"} | ({"wake_word": WAKE_WORD} if wake_word else {})
-    async with SimulatedSwaram(DemoScript(), listener=JournalLines(tl)) as sim:
-        cfg = write_config(tmp, sim.url, audio={
-            "backend": "wav", "wav_input": str(mic), "wav_output": str(out),
-            "duplex": "full", "gate": "open"},
-            gpio={"pin_factory": "mock"}, conversation=conversation)
+    script = DemoScript()
+    echo_room = demo_room(recording, script) if script.spoken else None
+    audio = {"backend": "wav", "wav_input": str(mic), "wav_output": str(out), "gate": "open"}
+    if echo_room is None:
+        audio["duplex"] = "full"
+    async with SimulatedSwaram(script, listener=JournalLines(tl)) as sim:
+        cfg = write_config(tmp, sim.url, audio=audio, gpio={"pin_factory": "mock"},
+                           conversation=conversation)
         tl.say("swaramd demo: the real daemon, end to end, with no hardware and no key.")
         tl.say(f"  service     a simulated swaram on {sim.url.split('/v1')[0]} (swaramd/demo/)")
         if wake_word:
@@ -165,9 +179,18 @@ async def file_demo(out: Path, tmp: Path, tl: Timeline, *, wake_word: bool = Fal
         else:
             tl.say(f"  microphone  a generated recording, {RECORDING_S:.0f} s: three "
                    "speech-like utterances; the third comes while")
-        tl.say("              the second reply plays. The WAV microphone has no echo, so the "
-               "demo runs duplex full:")
-        tl.say("              the service hears that barge-in, as with an echo-cancelling mic.")
+        tl.say("              the second reply plays.")
+        if echo_room is not None:
+            tl.say(f"  room        the speaker's sound reaches the microphone "
+                   f"{ROOM_DELAY_MS:.0f} ms late, with a {ROOM_TAIL_MS:.0f} ms tail,")
+            tl.say(f"              {ROOM_ECHO_DB:.0f} dB louder than the user: duplex auto, "
+                   "echo cancellation on (the defaults)")
+        else:
+            tl.say("  room        none: without espeak-ng the replies are a test signal that "
+                   "does not teach")
+            tl.say("              a canceller the room in time, so the microphone hears no "
+                   "echo and the")
+            tl.say("              demo runs duplex full (apt install espeak-ng for the room)")
         tl.say(f"  speaker     {out}")
         if wake_word:
             tl.say(f"  button      gpiozero mock pins (mode on_demand, wake word {WAKE_WORD}: "
@@ -180,7 +203,8 @@ async def file_demo(out: Path, tmp: Path, tl: Timeline, *, wake_word: bool = Fal
         clock = SpeakerClock(period=24 * min(cfg.audio.frame_ms, 20))  # the WAV period
         marks: dict[str, Any] = {}
         with install_timeline_log(tl) as log_lines:
-            daemon = Daemon(cfg, state_dir=tmp / "state")
+            daemon = Daemon(cfg, state_dir=tmp / "state",
+                            engine_options={"room": echo_room} if echo_room else None)
             director = direct_file_demo(daemon, sim, tl, marks, wake_word=wake_word,
                                         deadline_s=DEADLINE_S + shift)
             result = await drive(daemon, director, tl, EXPECTED_S + shift, DEADLINE_S + shift,
@@ -188,7 +212,8 @@ async def file_demo(out: Path, tmp: Path, tl: Timeline, *, wake_word: bool = Fal
     report = file_report(speaker_output(out), sim, clock, marks,
                          barge_in_logged=log_lines.seen["barge-in"] > 0)
     if sim.turns:
-        print_summary(tl, report, sim, out, marks.get("status"))
+        print_summary(tl, report, sim, out, marks.get("status"),
+                      echo_room.echo_db if echo_room else None)
     problem = result.get("error") or result.get("failure")
     if not problem and result.get("stopped_early"):
         problem = "the daemon stopped before the demo ended (interrupted?)"
@@ -202,6 +227,15 @@ async def file_demo(out: Path, tmp: Path, tl: Timeline, *, wake_word: bool = Fal
     tl.say(f"swaramd demo: OK. {len(report.turns)} turns{started}, the get_time tool call, "
            f"and a barge-in silenced in {barge_in:.0f} ms.")
     return 0
+
+
+def demo_room(recording: Samples, script: DemoScript) -> EchoRoom:
+    """The room of the file demo: its gain puts the replies' echo `ROOM_ECHO_DB` over
+    the recording's voice (the room's response has unit energy)."""
+    voice = rms(recording.astype("float32") / 32768)
+    reply = rms(script.reply_audio().astype("float32") / 32768)
+    return EchoRoom(room_response(ROOM_DELAY_MS, ROOM_TAIL_MS),
+                    10 ** (ROOM_ECHO_DB / 20) * voice / reply)
 
 
 def speaker_output(out: Path) -> Samples | None:

@@ -1,24 +1,30 @@
 """What the simulated service says: its "recognition" and its replies, turn by turn.
 
 The simulator hears only energy, so its transcripts are scripted and marked
-`[simulated]`; its replies are speech-like test signals (`recording.speechlike`)
-marked `[simulated reply]`, or, in echo mode, the user's own audio played
-back and marked `[echo]`. English glosses are kept beside the Malayalam so
-the demo's timeline can print them.
+`[simulated]`; its replies, marked `[simulated reply]`, are their own words
+spoken in Malayalam by espeak-ng (`-v ml`), or speech-like test signals
+(`recording.speechlike`) where espeak-ng is not installed; in echo mode they
+are the user's own audio played back, marked `[echo]`. English glosses are
+kept beside the Malayalam so the demo's timeline can print them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import numpy as np
 
 from swaramd.demo.recording import RATE, UTTERANCES, speechlike
 
 REPLY_F0 = 210.0    # a higher voice than the user's, like the default mal-female
 REPLY_LEVEL = 0.55
 REPLY_HUM = 0.06    # keeps the reply free of digital silence (see recording.py)
+REPLY_NOISE = 8.0   # the same for espeak-ng's pauses: a noise floor (PCM16 RMS, -72 dBFS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,35 +66,87 @@ def _voice(seconds: float, seed: int) -> bytes:
                       hum=REPLY_HUM).tobytes()
 
 
+def _spoken(text: str, seconds: float, seed: int) -> bytes:
+    """A reply's words as espeak-ng says them in Malayalam, peaking at `REPLY_LEVEL`
+    over a faint noise floor (a reply holds no digital silence), or a speech-like
+    stand-in of `seconds` when espeak-ng is missing."""
+    from swaramd.demo.room import espeak
+    words = text.removeprefix("[simulated reply] ")
+    try:
+        audio = espeak(words, "ml")
+    except OSError:
+        return _voice(seconds, seed)
+    loud = np.flatnonzero(np.abs(audio) > 0.01)
+    if not len(loud):
+        return _voice(seconds, seed)
+    audio = audio[loud[0]:loud[-1] + 1] * (REPLY_LEVEL / float(np.max(np.abs(audio))))
+    floor = np.random.default_rng(seed).standard_normal(len(audio)) * REPLY_NOISE
+    pcm = np.clip(np.round(audio * 32767 + floor), -32768, 32767).astype("<i2")
+    return pcm.tobytes()
+
+
 STORY = ("[simulated reply] ശരി, ഒരു കഥ പറയാം. പണ്ട് പണ്ട് ഒരു വലിയ കാട്ടിൽ ബുദ്ധിമാനായ "
          "ഒരു മുയൽ ഉണ്ടായിരുന്നു. ഒരു ദിവസം അവൻ ഒരു സിംഹത്തെ കണ്ടുമുട്ടി, എന്നിട്ട്...")
 STORY_GLOSS = ("OK, a story. Long, long ago in a big forest there lived a clever rabbit. "
                "One day he met a lion, and then...")
 STOP_ACK = "[simulated reply] ശരി, നിർത്താം. ശുഭദിനം!"
-REPLY_SECONDS = (1.8, 8.0, 1.4)     # the time answer; the story (cut by the barge-in); the ack
+# Without espeak-ng: the time answer; the story (cut by the barge-in); the ack.
+REPLY_SECONDS = (2.8, 9.3, 2.6)
 
 
-def _time_answer(output: Any, pcm: bytes) -> Reply:
-    """The spoken answer to get_time, built from what the device said."""
+def _time_said(clock: str) -> str:
+    return f"[simulated reply] ഇപ്പോൾ സമയം {clock} ആണ്."
+
+
+def _time_answer(output: Any, spoken: dict[str, bytes]) -> Reply:
+    """The spoken answer to get_time, built from what the device said. `spoken` holds
+    the audio said for a clock, rendered ahead; another clock is rendered now."""
     try:
         data = json.loads(output) if isinstance(output, str) else output
         clock, zone = str(data["time"]), str(data.get("time_zone", ""))
     except (ValueError, TypeError, KeyError):
         clock, zone = "?", ""
+    if clock not in spoken:
+        spoken[clock] = _spoken(_time_said(clock), REPLY_SECONDS[0], 1)
     where = f" ({zone})" if zone else ""
-    return Reply(f"[simulated reply] ഇപ്പോൾ സമയം {clock} ആണ്{where}.", pcm,
+    return Reply(f"[simulated reply] ഇപ്പോൾ സമയം {clock} ആണ്{where}.", spoken[clock],
                  f"It is {clock} now{where}.")
 
 
 class DemoScript:
     """The demo conversation: the time (via get_time), a story, then a short goodbye.
 
-    The reply audio is rendered up front, so the simulated service answers at
-    once and the demo's latencies are the daemon's own.
+    The reply audio is rendered up front (the time answer for the clock at the
+    start, which the device reports unless a minute turns meanwhile), so the
+    simulated service answers at once and the demo's latencies are the
+    daemon's own.
     """
 
     def __init__(self) -> None:
-        self._voices = [_voice(seconds, seed) for seed, seconds in enumerate(REPLY_SECONDS, 1)]
+        clock = dt.datetime.now().astimezone().strftime("%H:%M")   # as get_time says it
+        self.spoken = shutil.which("espeak-ng") is not None   # else a test signal speaks
+        self._times = {clock: _spoken(_time_said(clock), REPLY_SECONDS[0], 1)}
+        self._story = _spoken(STORY, REPLY_SECONDS[1], 2)
+        self._ack = _spoken(STOP_ACK, REPLY_SECONDS[2], 3)
+
+    def reply_audio(self) -> np.ndarray[Any, Any]:
+        """Every reply's audio rendered so far, end to end (PCM16)."""
+        return np.frombuffer(b"".join([*self._times.values(), self._story, self._ack]),
+                             dtype="<i2")
+
+    @property
+    def story(self) -> bytes:
+        """The second reply's audio: the story the barge-in cuts short."""
+        return self._story
+
+    def time_audio(self, clock: str) -> bytes | None:
+        """The time answer's audio for `clock` ("HH:MM"), if rendered."""
+        return self._times.get(clock)
+
+    @property
+    def ack(self) -> bytes:
+        """The third reply's audio."""
+        return self._ack
 
     def transcript(self, turn: int, utterance: bytes) -> Heard:
         """The scripted recognition of the user's `turn`-th utterance."""
@@ -100,11 +158,10 @@ class DemoScript:
     def respond(self, turn: int, utterance: bytes) -> Reply | ToolCall:
         """Turn 1 asks the device for the time; turn 2 tells a long story; then short acks."""
         if turn == 1:
-            return ToolCall("get_time", "{}", lambda output: _time_answer(output,
-                                                                          self._voices[0]))
+            return ToolCall("get_time", "{}", lambda output: _time_answer(output, self._times))
         if turn == 2:
-            return Reply(STORY, self._voices[1], STORY_GLOSS)
-        return Reply(STOP_ACK, self._voices[2], "OK, I'll stop. Have a nice day!")
+            return Reply(STORY, self._story, STORY_GLOSS)
+        return Reply(STOP_ACK, self._ack, "OK, I'll stop. Have a nice day!")
 
 
 class EchoScript:
