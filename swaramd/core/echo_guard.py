@@ -28,8 +28,10 @@ Rules this module keeps:
   reverberant end, a pause) comes out with a low ERLE too: the residual
   there is what the filter's error left of the loud echo just before. So the
   guard also holds the residual: the output energy of the frames it judged
-  echo (and of every frame while learning), falling `RESIDUAL_DECAY_DB_S`,
-  and never under the room at rest. A frame at least `NEAR_END_MARGIN_DB`
+  echo (and of every frame while learning), never under the room at rest,
+  and falling `RESIDUAL_DECAY_DB_S` over the frames judged by their ERLE
+  (a run of frames it holds back leaves it where it is: a residual that
+  builds up over several frames stays held back). A frame at least `NEAR_END_MARGIN_DB`
   under the usual ERLE and at least `RESIDUAL_MARGIN_DB` over the held
   residual passes whole: that is the user, double talk included. Just after
   the speaker falls silent (`tail`), the mic holds only the echo's dying
