@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -66,19 +65,19 @@ def _voice(seconds: float, seed: int) -> bytes:
                       hum=REPLY_HUM).tobytes()
 
 
-def _spoken(text: str, seconds: float, seed: int) -> bytes:
+def _spoken(text: str, seed: int) -> bytes | None:
     """A reply's words as espeak-ng says them in Malayalam, peaking at `REPLY_LEVEL`
-    over a faint noise floor (a reply holds no digital silence), or a speech-like
-    stand-in of `seconds` when espeak-ng is missing."""
+    over a faint noise floor (a reply holds no digital silence); None when espeak-ng
+    is missing or fails."""
     from swaramd.demo.room import espeak
     words = text.removeprefix("[simulated reply] ")
     try:
         audio = espeak(words, "ml")
     except OSError:
-        return _voice(seconds, seed)
+        return None
     loud = np.flatnonzero(np.abs(audio) > 0.01)
     if not len(loud):
-        return _voice(seconds, seed)
+        return None
     audio = audio[loud[0]:loud[-1] + 1] * (REPLY_LEVEL / float(np.max(np.abs(audio))))
     floor = np.random.default_rng(seed).standard_normal(len(audio)) * REPLY_NOISE
     pcm = np.clip(np.round(audio * 32767 + floor), -32768, 32767).astype("<i2")
@@ -107,7 +106,7 @@ def _time_answer(output: Any, spoken: dict[str, bytes]) -> Reply:
     except (ValueError, TypeError, KeyError):
         clock, zone = "?", ""
     if clock not in spoken:
-        spoken[clock] = _spoken(_time_said(clock), REPLY_SECONDS[0], 1)
+        spoken[clock] = _spoken(_time_said(clock), 1) or _voice(REPLY_SECONDS[0], 1)
     where = f" ({zone})" if zone else ""
     return Reply(f"[simulated reply] ഇപ്പോൾ സമയം {clock} ആണ്{where}.", spoken[clock],
                  f"It is {clock} now{where}.")
@@ -124,10 +123,13 @@ class DemoScript:
 
     def __init__(self) -> None:
         clock = dt.datetime.now().astimezone().strftime("%H:%M")   # as get_time says it
-        self.spoken = shutil.which("espeak-ng") is not None   # else a test signal speaks
-        self._times = {clock: _spoken(_time_said(clock), REPLY_SECONDS[0], 1)}
-        self._story = _spoken(STORY, REPLY_SECONDS[1], 2)
-        self._ack = _spoken(STOP_ACK, REPLY_SECONDS[2], 3)
+        said = [_spoken(text, seed) for seed, text in enumerate(
+            (_time_said(clock), STORY, STOP_ACK), 1)]
+        self.spoken = all(audio is not None for audio in said)   # else a test signal speaks
+        voices = [audio or _voice(seconds, seed)
+                  for seed, (audio, seconds) in enumerate(zip(said, REPLY_SECONDS, strict=True), 1)]
+        self._times = {clock: voices[0]}
+        self._story, self._ack = voices[1], voices[2]
 
     def reply_audio(self) -> np.ndarray[Any, Any]:
         """Every reply's audio rendered so far, end to end (PCM16)."""
