@@ -273,7 +273,7 @@ class EchoCanceller:
         sounding = self._frame_energy(ref) > self._active_e
         if sounding:
             self._active_until = k + frame + self._playing_span
-        energies = (self._frame_energy(mic), self._voice_energy(mic))
+        energies = self._energies(mic)
         if k >= self._active_until:
             return self._bypass_frame(mic, energies, playing=False)
         if self._guardian.unheard(energies[0]):
@@ -305,11 +305,10 @@ class EchoCanceller:
         if k >= 0:
             a = k % len(self._out_hist)
             self._out_hist[a:a + self.frame] = self._out
-        out = self._out
-        (mic_e, mic_v), clipped = self._last_mic, self._last_clipped
+        (mic_e, mic_v), (out_e, out_v) = self._last_mic, self._energies(self._out)
         g = self._guardian
-        gain = g.frame_gain(mic_e, self._frame_energy(out), clipped, True,
-                            (mic_v, self._voice_energy(out)), self._last_tail)
+        gain = g.frame_gain(mic_e, out_e, self._last_clipped, True, (mic_v, out_v),
+                            self._last_tail)
         self._last_mic, self._last_clipped, self._last_tail = energies, _clipped(mic), tail
         return g.apply(self._out, gain)
 
@@ -319,16 +318,17 @@ class EchoCanceller:
         np.copyto(buf, x)
         return float(np.dot(buf, buf)) * self._escale
 
-    def _voice_energy(self, x: Samples) -> float:
-        """Mean square of one kernel frame after pre-emphasis (`x[i] - PRE_EMPHASIS *
-        x[i-1]`), full scale 1.0, as the guard measures every frame (no allocation).
-        It weighs the voice's band over the low rumble: a linear canceller leaves most
-        of its residual below about 600 Hz, where a voice has little to tell."""
+    def _energies(self, x: Samples) -> tuple[float, float]:
+        """Mean squares of one kernel frame, full scale 1.0: plain, and after a
+        pre-emphasis (`x[i] - PRE_EMPHASIS * x[i-1]`), as the guard weighs every frame
+        (no allocation). The second weighs the voice's band over the low rumble: a
+        linear canceller leaves most of its residual below about 600 Hz, where a voice
+        has little to tell."""
         buf, d = self._fbuf, self._dbuf
         np.copyto(buf, x)
         np.multiply(buf[:-1], -PRE_EMPHASIS, out=d)
         d += buf[1:]
-        return float(np.dot(d, d)) * self._vscale
+        return float(np.dot(buf, buf)) * self._escale, float(np.dot(d, d)) * self._vscale
 
     def _bypass_frame(self, mic: Samples, energies: tuple[float, float], *,
                       playing: bool) -> Samples:
