@@ -160,6 +160,7 @@ class EchoCanceller:
         self._dbuf = np.zeros(n - 1, dtype=np.float32)
         self._escale = 1.0 / (32768.0 * 32768.0 * n)
         self._vscale = 1.0 / (32768.0 * 32768.0 * (n - 1))
+        self._clip_e = 0.999 * CLIP * CLIP * self._escale   # float32 sums round
         self._mic_clock = StreamClock(rate)
         self._mic_count = 0              # mic samples ever processed (kernel frames)
         self._pending: Samples = np.zeros(n, dtype=np.int16)
@@ -284,7 +285,7 @@ class EchoCanceller:
             # its output is dropped before the guard or the history see it.
             self._bypassing = False
             self.kernel.process(mic, self._ref, self._out)
-            self._last_mic, self._last_clipped = energies, _clipped(mic)
+            self._last_mic, self._last_clipped = energies, self._clipped(mic, energies[0])
             self._last_tail = not sounding
             result = mic[:0]
         else:
@@ -309,7 +310,8 @@ class EchoCanceller:
         g = self._guardian
         gain = g.frame_gain(mic_e, out_e, self._last_clipped, True, (mic_v, out_v),
                             self._last_tail)
-        self._last_mic, self._last_clipped, self._last_tail = energies, _clipped(mic), tail
+        self._last_mic, self._last_tail = energies, tail
+        self._last_clipped = self._clipped(mic, energies[0])
         return g.apply(self._out, gain)
 
     def _frame_energy(self, x: Samples) -> float:
@@ -329,6 +331,12 @@ class EchoCanceller:
         np.multiply(buf[:-1], -PRE_EMPHASIS, out=d)
         d += buf[1:]
         return float(np.dot(buf, buf)) * self._escale, float(np.dot(d, d)) * self._vscale
+
+    def _clipped(self, mic: Samples, mic_e: float) -> bool:
+        """Whether the mic frame (of plain energy `mic_e`) holds a clipped sample; one
+        with a sample at CLIP has at least CLIP**2 in its sum of squares, so quieter
+        frames are not searched."""
+        return mic_e >= self._clip_e and bool(mic.max() >= CLIP or mic.min() <= -CLIP)
 
     def _bypass_frame(self, mic: Samples, energies: tuple[float, float], *,
                       playing: bool) -> Samples:
@@ -506,11 +514,6 @@ def _last(hist: Samples, count: int, n: int) -> Samples:
     if n <= end:
         return hist[end - n:end].copy()
     return np.concatenate((hist[len(hist) - (n - end):], hist[:end]))
-
-
-def _clipped(mic: Samples) -> bool:
-    """Whether a mic frame holds a clipped sample."""
-    return bool(mic.max() >= CLIP or mic.min() <= -CLIP)
 
 
 def _energy(x: Samples) -> float:
