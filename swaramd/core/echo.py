@@ -44,7 +44,9 @@ Rules this module keeps:
 - The kernel's output lags its input by one frame: the guard weighs an
   output frame against the mic frame before it, by their energies, plain
   and after a pre-emphasis (`PRE_EMPHASIS`) that weighs the voice's band,
-  and tells it when that frame's reference was silent (the echo's tail).
+  and tells it when that frame's reference was silent (the echo's tail) and
+  how closely the filter's own output for that frame (before the kernel's
+  suppression stage) follows the filter's echo estimate.
 - `MicStep` is the small interface the engine runs on every captured block
   after the canceller (a wake-word detector hangs here): it sees the
   cancelled mic at 24 kHz and may pass it on changed or unchanged.
@@ -168,6 +170,9 @@ class EchoCanceller:
         self._pending_t = 0.0
         self._ref: Samples = np.zeros(n, dtype=np.int16)
         self._out: Samples = np.zeros(n, dtype=np.int16)
+        self._lin: Samples = np.zeros(n, dtype=np.int16)   # the filter's output alone
+        self._cbufs = (np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32),
+                       np.zeros(n - 1, dtype=np.float32), np.zeros(n - 1, dtype=np.float32))
         self._read_pos: int | None = None
         self._shift = 0                  # reference samples the read lags the device time
         self._delay: int | None = None   # estimated echo delay, samples
@@ -181,6 +186,7 @@ class EchoCanceller:
         # kernel's next output holds
         self._last_clipped = False
         self._last_tail = False
+        self._last_follows = 0.0
         self.realigns = 0
         self._bypassing = True           # the kernel rests while the speaker is silent
         self._base: int | None = None
@@ -284,9 +290,10 @@ class EchoCanceller:
             # rest is a frame already passed on as it was. It takes this frame in, and
             # its output is dropped before the guard or the history see it.
             self._bypassing = False
-            self.kernel.process(mic, self._ref, self._out)
+            self.kernel.process(mic, self._ref, self._out, self._lin)
             self._last_mic, self._last_clipped = energies, self._clipped(mic, energies[0])
             self._last_tail = not sounding
+            self._last_follows = self._follows(mic)
             result = mic[:0]
         else:
             result = self._cancel(mic, energies, tail=not sounding)
@@ -301,7 +308,7 @@ class EchoCanceller:
         """Run the kernel on `mic` (of `energies`: plain and voice-weighted; `tail`: its
         reference frame was silent) and the guard on its output (the previous
         frame's)."""
-        self.kernel.process(mic, self._ref, self._out)
+        self.kernel.process(mic, self._ref, self._out, self._lin)
         k = self._mic_count - 2 * self.frame    # the output is the previous frame's
         if k >= 0:
             a = k % len(self._out_hist)
@@ -309,9 +316,10 @@ class EchoCanceller:
         (mic_e, mic_v), (out_e, out_v) = self._last_mic, self._energies(self._out)
         g = self._guardian
         gain = g.frame_gain(mic_e, out_e, self._last_clipped, True, (mic_v, out_v),
-                            self._last_tail)
+                            self._last_tail, self._last_follows)
         self._last_mic, self._last_tail = energies, tail
         self._last_clipped = self._clipped(mic, energies[0])
+        self._last_follows = self._follows(mic)
         return g.apply(self._out, gain)
 
     def _frame_energy(self, x: Samples) -> float:
@@ -331,6 +339,23 @@ class EchoCanceller:
         np.multiply(buf[:-1], -PRE_EMPHASIS, out=d)
         d += buf[1:]
         return float(np.dot(buf, buf)) * self._escale, float(np.dot(d, d)) * self._vscale
+
+    def _follows(self, mic: Samples) -> float:
+        """How closely the filter's output for `mic` follows its own echo estimate (`mic`
+        less that output): their normalised correlation after the pre-emphasis, -1 to 1
+        (no allocation). An echo louder than the filter expects (a speaker or a mic
+        turned up, the room's tail) leaves an output that follows the estimate; the
+        user's voice does not follow it."""
+        lin, est, d_lin, d_est = self._cbufs
+        np.copyto(lin, self._lin)
+        np.copyto(est, mic)
+        est -= lin
+        np.multiply(lin[:-1], -PRE_EMPHASIS, out=d_lin)
+        d_lin += lin[1:]
+        np.multiply(est[:-1], -PRE_EMPHASIS, out=d_est)
+        d_est += est[1:]
+        power = float(np.dot(d_lin, d_lin)) * float(np.dot(d_est, d_est))
+        return float(np.dot(d_lin, d_est)) / power ** 0.5 if power > 0.0 else 0.0
 
     def _clipped(self, mic: Samples, mic_e: float) -> bool:
         """Whether the mic frame (of plain energy `mic_e`) holds a clipped sample; one

@@ -33,7 +33,12 @@ Rules this module keeps:
   (a run of frames it holds back leaves it where it is: a residual that
   builds up over several frames stays held back). A frame at least `NEAR_END_MARGIN_DB`
   under the usual ERLE and at least `RESIDUAL_MARGIN_DB` over the held
-  residual passes whole: that is the user, double talk included. Just after
+  residual passes whole: that is the user, double talk included, unless its
+  output follows the canceller's echo estimate (their voice-weighted
+  correlation, from the caller, at least `FOLLOWS_MAX`): an echo louder than
+  the filter expects (the speaker or the mic turned up, a reverberant stretch
+  the filter under-models) leaves an output shaped like the estimate; the
+  user's voice is not. Just after
   the speaker falls silent (`tail`), the mic holds only the echo's dying
   tail, which a filter models worst: there the user must also be louder than
   the mic's peak while the speaker played, falling `TAIL_DECAY_DB_S`. Any
@@ -75,7 +80,8 @@ TARGET_DB = 30.0           # echo frames leave with at least this ERLE
 CLIPPED_TARGET_DB = 38.0   # ... and frames whose mic clipped with this
 NEAR_END_MARGIN_DB = 6.0   # a frame this far under the usual ERLE is the user ...
 RESIDUAL_MARGIN_DB = 6.0   # ... if this far over the residual echo held from echo frames,
-RESIDUAL_DECAY_DB_S = 20.0  # which falls this fast
+RESIDUAL_DECAY_DB_S = 20.0  # which falls this fast,
+FOLLOWS_MAX = 0.2          # and if its output follows the echo estimate less than this
 REST_RISE_DB_S = 1.0       # the room's rest level rises at most this fast
 TAIL_DECAY_DB_S = 60.0     # after the speaker falls silent, its echo dies no faster
 FLOOR_S = 0.5              # how fast the usual ERLE follows echo frames
@@ -145,13 +151,16 @@ class EchoGuard:
         return min(mic_e, rest * self._rest_rise)
 
     def frame_gain(self, mic_e: float, out_e: float, clipped: bool, playing: bool,
-                   voice: tuple[float, float] | None = None, tail: bool = False) -> float:
+                   voice: tuple[float, float] | None = None, tail: bool = False,
+                   follows: float = 0.0) -> float:
         """The gain for an output frame, given its mic frame's energy and its own
         (mean squares, full scale 1.0), whether that mic frame clipped and whether
         the speaker plays (its echo may be in the mic). `voice` holds the same two
         energies weighted towards the voice's band (the user-or-echo judgement is
         made on them); without it, the plain energies serve. `tail`: the speaker
-        has just fallen silent, and only its echo's tail may be in the mic."""
+        has just fallen silent, and only its echo's tail may be in the mic.
+        `follows`: the correlation of the frame's output with the canceller's echo
+        estimate (voice-weighted)."""
         if not playing:
             return 1.0
         self._echo_env *= self._tail_fall
@@ -167,7 +176,7 @@ class EchoGuard:
             self.held += self.frame
             self._hold_residual(out_v)
             return 0.0
-        gain = self._residual_gain(mic_e, out_e, clipped, mic_v, out_v, tail)
+        gain = self._residual_gain(mic_e, out_e, clipped, mic_v, out_v, tail, follows)
         self._suppress += (gain * gain - self._suppress) * self.frame / (self.rate * ERLE_WINDOW_S)
         return gain
 
@@ -246,7 +255,7 @@ class EchoGuard:
             self._floor_db = max(need, voice_erle)
 
     def _residual_gain(self, mic_e: float, out_e: float, clipped: bool,
-                       mic_v: float, out_v: float, tail: bool) -> float:
+                       mic_v: float, out_v: float, tail: bool, follows: float) -> float:
         if out_e <= 0.0:
             return 1.0
         e_db = 10 * math.log10(max(mic_e, 1e-12) / out_e)
@@ -258,7 +267,7 @@ class EchoGuard:
             gain_db = min(0.0, e_db)                   # no echo to speak of
         elif e_v < self._floor_db - NEAR_END_MARGIN_DB and \
                 out_v > max(self._residual, self._noise_v) * _RESIDUAL_MARGIN and \
-                (not tail or mic_e > self._echo_env):
+                (not tail or mic_e > self._echo_env) and follows < FOLLOWS_MAX:
             self._floor_db -= FLOOR_LEAK_DB_S * step   # the user: passes
             self._residual *= self._residual_fall
             gain_db = min(0.0, e_db)

@@ -11,7 +11,9 @@ import pytest
 
 from swaramd.adapters.speex import SpeexEchoKernel
 from swaramd.core.echo import EchoCanceller, Guard, Samples
+from swaramd.core.echo_guard import FOLLOWS_MAX
 from swaramd.demo import room
+from swaramd.demo.vad import EnergyVad
 
 R = room.RATE
 PERIOD = 480
@@ -352,6 +354,41 @@ def test_an_echo_that_starts_wakes_the_resting_kernel_at_once_and_is_cancelled()
     m, o = mic[last], out[last].astype(np.float32) / 32767
     assert 10 * np.log10(np.dot(m, m) / np.dot(o, o)) > 15
     assert ec.stats().erle_db > 15                        # and status says so
+
+
+def test_the_output_follows_the_echo_estimate_where_the_filter_under_estimates():
+    ec = EchoCanceller(RecordingKernel(), R)
+    rng = np.random.default_rng(1)
+    echo, user = rng.standard_normal((2, ec.frame)) * 3000
+    ec._lin[:] = 0.4 * echo                    # the filter took out 60 % of the echo
+    assert ec._follows(echo.astype(np.int16)) > 0.9
+    ec._lin[:] = user                          # it took out all of it: the user is left
+    assert abs(ec._follows((echo + user).astype(np.int16))) < FOLLOWS_MAX
+    ec._lin[:] = 0                             # no output at all: nothing to follow
+    assert ec._follows(echo.astype(np.int16)) == 0.0
+
+
+def test_a_speaker_turned_up_in_a_learnt_room_is_not_taken_for_the_user():
+    # The room is learnt with the echo under the user's level; at 17 s, in a reply, the
+    # speaker is turned up 10 dB. The filter now under-estimates the echo, which the
+    # frames' energies alone would take for the user talking. The simulated service's
+    # turn detector hears no speech in any reply; the user talking over a later one is
+    # heard.
+    n = 36 * R
+    ref = replies_every_5_s(n)
+    echo = room.scale_to(room.echo_of(ref, room.room_response(60, 250)), 2 * USER_RMS)
+    echo[:17 * R] *= 10 ** (-10 / 20)
+    _, said = voices()
+    talk = int(31.5 * R)
+    user = np.zeros(n, np.float32)
+    user[talk:talk + len(said)] = room.scale_to(said, 2 * USER_RMS)
+    noise = np.random.default_rng(5).standard_normal(n).astype(np.float32) * USER_RMS / 100
+    ec, _, out = run_counted(echo + user + noise, ref)
+    starts = [c.audio_ms / 1000 for c in EnergyVad().feed(out) if c.started]
+    said_s = (talk / R - 0.3, (talk + len(said)) / R)
+    assert [t for t in starts if not said_s[0] <= t <= said_s[1]] == []
+    assert [t for t in starts if said_s[0] <= t <= said_s[1]] != []
+    assert ec.stats().guard is Guard.CONVERGED
 
 
 def test_the_guard_weighs_energies_towards_the_voice_band():

@@ -10,6 +10,7 @@ import pytest
 
 from swaramd.core.echo_guard import (
     CLIPPED_TARGET_DB,
+    FOLLOWS_MAX,
     PATIENCE_S,
     RESIDUAL_DECAY_DB_S,
     RESIDUAL_MARGIN_DB,
@@ -57,6 +58,21 @@ def test_converged_guard_attenuates_echo_frames_to_the_target(erle_db, clipped, 
     out = MIC / db(erle_db)
     gain = guard.frame_gain(MIC, out, clipped, True)
     assert 10 * np.log10(MIC / (out * gain * gain)) == pytest.approx(after_db, abs=0.01)
+
+
+@pytest.mark.parametrize(("follows", "passes"), [
+    (0.0, True), (-0.5, True), (FOLLOWS_MAX - 0.01, True),
+    (FOLLOWS_MAX, False), (0.9, False),
+])
+def test_an_output_that_follows_the_echo_estimate_is_echo_not_the_user(follows, passes):
+    # A frame 15 dB under the usual ERLE: the user by its energies, unless its output
+    # follows the filter's echo estimate (a speaker turned up: the filter under-estimates).
+    guard = converged_guard()
+    out = MIC / db(15.0)
+    gain = guard.frame_gain(MIC, out, False, True, follows=follows)
+    assert (gain == 1.0) is passes
+    if not passes:
+        assert 10 * np.log10(MIC / (out * gain * gain)) == pytest.approx(TARGET_DB, abs=0.01)
 
 
 def test_suppression_and_clipping_show_in_the_measures():
