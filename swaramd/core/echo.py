@@ -36,6 +36,13 @@ Rules this module keeps:
   kernel's output passes through `core.echo_guard.EchoGuard`: the mic is
   held while the speaker plays until the canceller has converged, and once
   it has, the residual echo is attenuated and the user's voice passes.
+- A guard that converged while the mic did not hear the speaker knows no
+  echo (no delay was found). When the kernel wakes there while the speaker
+  plays, an echo that has just appeared (a speaker switched on, headphones
+  unplugged) and the user's voice look alike: the mic is held until a delay
+  estimate finds the echo (the guard then learns it) or finds none in this
+  reply (the user: the mic passes, within about a second). Estimates run
+  while the speaker plays and no delay is known.
 - The kernel runs only while it has an echo to remove: it rests (the mic
   passes as it is) while the speaker has been silent longer than the echo
   lasts, and while the speaker plays but the mic does not hear it
@@ -187,6 +194,7 @@ class EchoCanceller:
         self._last_clipped = False
         self._last_tail = False
         self._last_follows = 0.0
+        self._found_none = False         # an estimate found no echo in this reply's mic
         self.realigns = 0
         self._bypassing = True           # the kernel rests while the speaker is silent
         self._base: int | None = None
@@ -282,6 +290,7 @@ class EchoCanceller:
             self._active_until = k + frame + self._playing_span
         energies = self._energies(mic)
         if k >= self._active_until:
+            self._found_none = False
             return self._bypass_frame(mic, energies, playing=False)
         if self._guardian.unheard(energies[0]):
             return self._bypass_frame(mic, energies, playing=True)
@@ -317,6 +326,13 @@ class EchoCanceller:
         g = self._guardian
         gain = g.frame_gain(mic_e, out_e, self._last_clipped, True, (mic_v, out_v),
                             self._last_tail, self._last_follows)
+        if self._delay is None and g.state is Guard.CONVERGED and not self._found_none:
+            # The guard converged while the mic did not hear the speaker, and the kernel
+            # runs: the mic hears something now. An echo that appeared (a speaker turned
+            # on, headphones unplugged) and the user's voice look alike here, so the mic
+            # is held until an estimate finds the echo (then the guard learns it) or
+            # finds none in this reply (the user: the mic passes).
+            gain = g.hold()
         self._last_mic, self._last_tail = energies, tail
         self._last_clipped = self._clipped(mic, energies[0])
         self._last_follows = self._follows(mic)
@@ -467,10 +483,13 @@ class EchoCanceller:
         # heard (headphones, a speakerphone cancelling in hardware): a lag found there
         # is chance, and moving to it would hold the mic to learn again. Either way
         # the correlation is skipped, and a slip is judged on two estimates after it.
-        idle = (self.guard is Guard.CONVERGED and not guardian.erle_below(SLIPPED_DB)
-                ) or not guardian.hears_echo()
+        idle = (self.guard is Guard.CONVERGED and self._delay is not None
+                and not guardian.erle_below(SLIPPED_DB)) or not guardian.hears_echo()
+        # A mic that does not hear the speaker is asked again soon (no correlation runs
+        # then): an echo that appears is found, and the user passes, the sooner.
+        settled = idle and guardian.hears_echo()
         self._next_estimate = self._mic_count + int(self.rate * (
-            CHECK_EVERY_S if idle else ESTIMATE_EVERY_S))
+            CHECK_EVERY_S if settled else ESTIMATE_EVERY_S))
         if idle:
             self._recent_lags.clear()
             return
@@ -478,6 +497,7 @@ class EchoCanceller:
             return
         lag = self._estimate_lag()
         if lag is None:
+            self._found_none = self._delay is None
             return
         recent = self._recent_lags
         recent.append(lag)

@@ -180,6 +180,12 @@ class EchoGuard:
         self._suppress += (gain * gain - self._suppress) * self.frame / (self.rate * ERLE_WINDOW_S)
         return gain
 
+    def hold(self) -> float:
+        """The gain of a frame the canceller holds back while converged (counted as
+        held)."""
+        self.held += self.frame
+        return 0.0
+
     def apply(self, out: Samples, gain: float) -> Samples:
         """`out` with the gain moving from the last frame's to `gain` (a new array)."""
         g0, self._gain = self._gain, gain

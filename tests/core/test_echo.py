@@ -391,6 +391,42 @@ def test_a_speaker_turned_up_in_a_learnt_room_is_not_taken_for_the_user():
     assert ec.stats().guard is Guard.CONVERGED
 
 
+def test_an_echo_that_appears_between_replies_is_held_until_it_is_learnt():
+    # The guard converged where the mic did not hear the speaker (switched off); between
+    # two replies, at 19.5 s, it is switched on. The next reply's echo and a user talking
+    # look alike to the guard: the mic is held until the delay estimate finds the echo,
+    # then while the canceller learns it. No reply is heard as speech.
+    n = 36 * R
+    ref = replies_every_5_s(n)
+    echo = room.scale_to(room.echo_of(ref, room.room_response(60, 250)), 2 * USER_RMS)
+    echo[:int(19.5 * R)] = 0
+    noise = np.random.default_rng(5).standard_normal(n).astype(np.float32) * USER_RMS / 100
+    ec, _, out = run_counted(echo + noise, ref)
+    assert [c.audio_ms for c in EnergyVad().feed(out) if c.started] == []
+    stats = ec.stats()
+    assert stats.delay_ms == pytest.approx(60, abs=15) and stats.held_s > 1.0
+
+
+def test_a_user_talking_over_replies_in_a_room_without_echo_is_heard():
+    # Headphones: the mic never hears the speaker. The user talks over two replies; each
+    # time the mic is held only until the estimate finds no echo in it.
+    n = 32 * R
+    ref = replies_every_5_s(n)
+    _, said = voices()
+    user = np.zeros(n, np.float32)
+    talks = (22.3, 27.0)
+    for t in talks:
+        user[int(t * R):int(t * R) + int(1.8 * R)] = room.scale_to(said[:int(1.8 * R)],
+                                                                    USER_RMS)
+    noise = np.random.default_rng(5).standard_normal(n).astype(np.float32) * USER_RMS / 100
+    ec, _, out = run_counted(user + noise, ref)
+    starts = [c.audio_ms / 1000 for c in EnergyVad().feed(out) if c.started]
+    assert len(starts) == 2
+    for t, start in zip(talks, starts, strict=True):
+        assert t - 0.1 <= start <= t + 1.5
+    assert ec.stats().delay_ms is None and ec.guard is Guard.CONVERGED
+
+
 def test_the_guard_weighs_energies_towards_the_voice_band():
     ec = EchoCanceller(RecordingKernel(), R)
     t = np.arange(ec.frame) / R
