@@ -360,8 +360,8 @@ class EchoCanceller:
         """How closely the filter's output for `mic` follows its own echo estimate (`mic`
         less that output): their normalised correlation after the pre-emphasis, -1 to 1
         (no allocation). An echo louder than the filter expects (a speaker or a mic
-        turned up, the room's tail) leaves an output that follows the estimate; the
-        user's voice does not follow it."""
+        turned up, the room's tail) leaves an output that follows the estimate, one
+        quieter or moved its negative; the user's voice follows neither."""
         lin, est, d_lin, d_est = self._cbufs
         np.copyto(lin, self._lin)
         np.copyto(est, mic)

@@ -34,11 +34,13 @@ Rules this module keeps:
   builds up over several frames stays held back). A frame at least `NEAR_END_MARGIN_DB`
   under the usual ERLE and at least `RESIDUAL_MARGIN_DB` over the held
   residual passes whole: that is the user, double talk included, unless its
-  output follows the canceller's echo estimate (their voice-weighted
-  correlation, from the caller, at least `FOLLOWS_MAX`): an echo louder than
-  the filter expects (the speaker or the mic turned up, a reverberant stretch
-  the filter under-models) leaves an output shaped like the estimate; the
-  user's voice is not. Just after
+  output follows the canceller's echo estimate or its negative (their
+  voice-weighted correlation, from the caller, at least `FOLLOWS_MAX` either
+  way): an echo louder than the filter expects (the speaker or the mic
+  turned up, a reverberant stretch the filter under-models) leaves an output
+  shaped like the estimate, and an echo quieter than it expects or moved
+  leaves the estimate subtracted where it is not; the user's voice is
+  neither. Just after
   the speaker falls silent (`tail`), the mic holds only the echo's dying
   tail, which a filter models worst: there the user must also be louder than
   the mic's peak while the speaker played, falling `TAIL_DECAY_DB_S`. Any
@@ -81,7 +83,8 @@ CLIPPED_TARGET_DB = 38.0   # ... and frames whose mic clipped with this
 NEAR_END_MARGIN_DB = 6.0   # a frame this far under the usual ERLE is the user ...
 RESIDUAL_MARGIN_DB = 6.0   # ... if this far over the residual echo held from echo frames,
 RESIDUAL_DECAY_DB_S = 20.0  # which falls this fast,
-FOLLOWS_MAX = 0.2          # and if its output follows the echo estimate less than this
+FOLLOWS_MAX = 0.2          # and if its output follows the echo estimate (or its negative)
+                           # less than this
 REST_RISE_DB_S = 1.0       # the room's rest level rises at most this fast
 TAIL_DECAY_DB_S = 60.0     # after the speaker falls silent, its echo dies no faster
 FLOOR_S = 0.5              # how fast the usual ERLE follows echo frames
@@ -273,7 +276,7 @@ class EchoGuard:
             gain_db = min(0.0, e_db)                   # no echo to speak of
         elif e_v < self._floor_db - NEAR_END_MARGIN_DB and \
                 out_v > max(self._residual, self._noise_v) * _RESIDUAL_MARGIN and \
-                (not tail or mic_e > self._echo_env) and follows < FOLLOWS_MAX:
+                (not tail or mic_e > self._echo_env) and abs(follows) < FOLLOWS_MAX:
             self._floor_db -= FLOOR_LEAK_DB_S * step   # the user: passes
             self._residual *= self._residual_fall
             gain_db = min(0.0, e_db)

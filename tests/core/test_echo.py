@@ -391,6 +391,20 @@ def test_a_speaker_turned_up_in_a_learnt_room_is_not_taken_for_the_user():
     assert ec.stats().guard is Guard.CONVERGED
 
 
+def test_replies_in_a_learnt_room_are_never_heard_as_speech():
+    # Replies every 5 s in a 60 ms room, the echo 6 dB over the user's level. At a loud
+    # word's onset the output can follow the negative of the filter's echo estimate
+    # (the filter subtracts more than the echo holds), which by its energies alone
+    # would be the user.
+    n = 16 * R
+    ref = replies_every_5_s(n)
+    echo = room.scale_to(room.echo_of(ref, room.room_response(60, 250)), 2 * USER_RMS)
+    noise = np.random.default_rng(5).standard_normal(n).astype(np.float32) * USER_RMS / 100
+    ec, _, out = run_counted(echo + noise, ref)
+    assert [c.audio_ms for c in EnergyVad().feed(out) if c.started] == []
+    assert ec.guard is Guard.CONVERGED
+
+
 def test_an_echo_that_appears_between_replies_is_held_until_it_is_learnt():
     # The guard converged where the mic did not hear the speaker (switched off); between
     # two replies, at 19.5 s, it is switched on. The next reply's echo and a user talking

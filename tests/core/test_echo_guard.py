@@ -61,12 +61,13 @@ def test_converged_guard_attenuates_echo_frames_to_the_target(erle_db, clipped, 
 
 
 @pytest.mark.parametrize(("follows", "passes"), [
-    (0.0, True), (-0.5, True), (FOLLOWS_MAX - 0.01, True),
-    (FOLLOWS_MAX, False), (0.9, False),
+    (0.0, True), (FOLLOWS_MAX - 0.01, True), (0.01 - FOLLOWS_MAX, True),
+    (FOLLOWS_MAX, False), (0.9, False), (-FOLLOWS_MAX, False), (-0.9, False),
 ])
 def test_an_output_that_follows_the_echo_estimate_is_echo_not_the_user(follows, passes):
     # A frame 15 dB under the usual ERLE: the user by its energies, unless its output
-    # follows the filter's echo estimate (a speaker turned up: the filter under-estimates).
+    # follows the filter's echo estimate (a speaker turned up: the filter under-estimates)
+    # or its negative (the estimate subtracted where the echo is not).
     guard = converged_guard()
     out = MIC / db(15.0)
     gain = guard.frame_gain(MIC, out, False, True, follows=follows)
