@@ -41,8 +41,9 @@ Rules this module keeps:
   plays, an echo that has just appeared (a speaker switched on, headphones
   unplugged) and the user's voice look alike: the mic is held until a delay
   estimate finds the echo (the guard then learns it) or finds none in this
-  reply (the user: the mic passes, within about a second). Estimates run
-  while the speaker plays and no delay is known.
+  reply, once it has played `NO_ECHO_AFTER_S` (the user: the mic passes,
+  within about a second). Estimates run while the speaker plays and no
+  delay is known.
 - The kernel runs only while it has an echo to remove: it rests (the mic
   passes as it is) while the speaker has been silent longer than the echo
   lasts, and while the speaker plays but the mic does not hear it
@@ -83,6 +84,7 @@ ESTIMATE_EVERY_S = 0.5     # while the speaker plays and the guard is learning
 CHECK_EVERY_S = 2.0        # once converged: watch for drift and slipped periods
 ESTIMATE_WINDOW_S = 2.0
 AGREE_MS = 2.0
+NO_ECHO_AFTER_S = 0.5      # an estimate finding no echo counts once the speaker played this long
 WARM_UP_S = 4.0            # audio replayed through the filter once the delay is known
 WARM_UP_PASSES = 3
 WARM_UP_FRAMES = 8         # replayed kernel frames per captured frame (spreads the cost)
@@ -195,6 +197,7 @@ class EchoCanceller:
         self._last_tail = False
         self._last_follows = 0.0
         self._found_none = False         # an estimate found no echo in this reply's mic
+        self._playing_from = 0           # mic index from which the speaker plays
         self.realigns = 0
         self._bypassing = True           # the kernel rests while the speaker is silent
         self._base: int | None = None
@@ -290,7 +293,7 @@ class EchoCanceller:
             self._active_until = k + frame + self._playing_span
         energies = self._energies(mic)
         if k >= self._active_until:
-            self._found_none = False
+            self._found_none, self._playing_from = False, k + frame
             return self._bypass_frame(mic, energies, playing=False)
         if self._guardian.unheard(energies[0]):
             return self._bypass_frame(mic, energies, playing=True)
@@ -497,7 +500,8 @@ class EchoCanceller:
             return
         lag = self._estimate_lag()
         if lag is None:
-            self._found_none = self._delay is None
+            self._found_none = self._delay is None and \
+                self._mic_count - self._playing_from >= self.rate * NO_ECHO_AFTER_S
             return
         recent = self._recent_lags
         recent.append(lag)

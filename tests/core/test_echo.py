@@ -405,15 +405,18 @@ def test_replies_in_a_learnt_room_are_never_heard_as_speech():
     assert ec.guard is Guard.CONVERGED
 
 
-def test_an_echo_that_appears_between_replies_is_held_until_it_is_learnt():
-    # The guard converged where the mic did not hear the speaker (switched off); between
-    # two replies, at 19.5 s, it is switched on. The next reply's echo and a user talking
-    # look alike to the guard: the mic is held until the delay estimate finds the echo,
-    # then while the canceller learns it. No reply is heard as speech.
+@pytest.mark.parametrize("on_s", [18.0, 19.5])
+def test_an_echo_that_appears_is_held_until_it_is_learnt(on_s):
+    # The guard converged where the mic did not hear the speaker (switched off); at the end
+    # of a reply (18 s) or between two (19.5 s) it is switched on. The next reply's echo
+    # and a user talking look alike to the guard: the mic is held until the delay
+    # estimate finds the echo, then while the canceller learns it. An estimate made
+    # before that reply has played long enough does not let it pass. No reply is heard
+    # as speech.
     n = 36 * R
     ref = replies_every_5_s(n)
     echo = room.scale_to(room.echo_of(ref, room.room_response(60, 250)), 2 * USER_RMS)
-    echo[:int(19.5 * R)] = 0
+    echo[:int(on_s * R)] = 0
     noise = np.random.default_rng(5).standard_normal(n).astype(np.float32) * USER_RMS / 100
     ec, _, out = run_counted(echo + noise, ref)
     assert [c.audio_ms for c in EnergyVad().feed(out) if c.started] == []
