@@ -36,14 +36,14 @@ Rules this module keeps:
   kernel's output passes through `core.echo_guard.EchoGuard`: the mic is
   held while the speaker plays until the canceller has converged, and once
   it has, the residual echo is attenuated and the user's voice passes.
-- A guard that converged while the mic did not hear the speaker knows no
-  echo (no delay was found). When the kernel wakes there while the speaker
-  plays, an echo that has just appeared (a speaker switched on, headphones
-  unplugged) and the user's voice look alike: the mic is held until a delay
-  estimate finds the echo (the guard then learns it) or finds none in this
-  reply, once it has played `NO_ECHO_AFTER_S` (the user: the mic passes,
-  within about a second). Estimates run while the speaker plays and no
-  delay is known.
+- A guard that converged while the mic did not hear the speaker (on a quiet
+  output, not on ERLE) knows no echo, and no delay was found. When the
+  kernel wakes there while the speaker plays, an echo that has just
+  appeared (a speaker switched on, headphones unplugged) and the user's
+  voice look alike: the mic is held until a delay estimate finds the echo
+  (the guard then learns it) or finds none in this reply, once it has played
+  `NO_ECHO_AFTER_S` (the user: the mic passes, within about a second).
+  Estimates run while the speaker plays and no delay is known.
 - The kernel runs only while it has an echo to remove: it rests (the mic
   passes as it is) while the speaker has been silent longer than the echo
   lasts, and while the speaker plays but the mic does not hear it
@@ -329,7 +329,8 @@ class EchoCanceller:
         g = self._guardian
         gain = g.frame_gain(mic_e, out_e, self._last_clipped, True, (mic_v, out_v),
                             self._last_tail, self._last_follows)
-        if self._delay is None and g.state is Guard.CONVERGED and not self._found_none:
+        if g.state is Guard.CONVERGED and not g.knows_echo and self._delay is None \
+                and not self._found_none:
             # The guard converged while the mic did not hear the speaker, and the kernel
             # runs: the mic hears something now. An echo that appeared (a speaker turned
             # on, headphones unplugged) and the user's voice look alike here, so the mic

@@ -116,6 +116,7 @@ class EchoGuard:
         self.frame = frame
         self.guarded = guarded           # False: every frame passes (to measure the canceller)
         self.state = Guard.LEARNING
+        self.knows_echo = False          # converged on an echo cancelled, not on a quiet mic
         self.held = 0                    # samples held while learning
         self.clipped = 0                 # samples of clipped mic frames while playing
         self._erle_mic = 0.0
@@ -259,6 +260,7 @@ class EchoGuard:
         self._good_run = self._good_run + frame if (erle_ok or residual_ok) else 0
         if self._good_run >= self.rate * CONVERGED_HOLD_S:
             self.state = Guard.CONVERGED
+            self.knows_echo = erle_ok
             voice_erle = 10 * math.log10(max(self._erle_mic_v, 1e-12) /
                                          max(self._erle_out_v, 1e-13))
             self._floor_db = max(need, voice_erle)

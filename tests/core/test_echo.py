@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from swaramd.adapters.speex import SpeexEchoKernel
+from swaramd.core import echo as echo_module
 from swaramd.core.echo import EchoCanceller, Guard, Samples
 from swaramd.core.echo_guard import FOLLOWS_MAX
 from swaramd.demo import room
@@ -94,6 +95,19 @@ def test_echo_removed_and_user_kept_in_double_talk(delay_ms, echo_db):
     assert stats.guard is Guard.CONVERGED
     assert stats.delay_ms is not None and abs(stats.delay_ms - delay_ms) < 3
     assert stats.erle_db is not None and stats.erle_db > 15
+
+
+def test_a_canceller_that_learnt_the_echo_without_a_delay_still_lets_the_user_through(
+        monkeypatch):
+    # The device times align the echo well enough (20 ms) and the delay estimate never
+    # finds it: the guard converges on the ERLE, knows the echo, and passes the user
+    # talking over the reply without waiting for a delay.
+    monkeypatch.setattr(echo_module, "find_lag", lambda *a: None)
+    run = simulate(20, 6)
+    _, user = voices()
+    assert best_correlation(run, run.talk[0], len(user)) > 0.9
+    stats = run.canceller.stats()
+    assert stats.guard is Guard.CONVERGED and stats.delay_ms is None
 
 
 def test_unconverged_canceller_holds_the_mic_while_the_speaker_plays():

@@ -37,6 +37,15 @@ def converged_guard(erle_db: float = 30.0) -> EchoGuard:
     return guard
 
 
+def test_the_guard_knows_whether_it_converged_on_an_echo():
+    assert converged_guard().knows_echo                  # ERLE 30 dB: an echo cancelled
+    guard = EchoGuard(R, FRAME)
+    guard.rest(db(-70.0))
+    for _ in range(2 * R // FRAME):                      # the output as quiet as the room
+        guard.frame_gain(db(-70.0), db(-70.0), False, True)
+    assert guard.state is Guard.CONVERGED and not guard.knows_echo
+
+
 def test_learning_guard_holds_the_mic_while_the_speaker_plays_only():
     guard = EchoGuard(R, FRAME)
     assert guard.frame_gain(MIC, MIC, False, True) == 0.0
