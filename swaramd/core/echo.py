@@ -327,16 +327,14 @@ class EchoCanceller:
             self._out_hist[a:a + self.frame] = self._out
         (mic_e, mic_v), (out_e, out_v) = self._last_mic, self._energies(self._out)
         g = self._guardian
+        # Where the guard converged while the mic did not hear the speaker, the kernel
+        # running means the mic hears something now. An echo that appeared (a speaker
+        # turned on, headphones unplugged) and the user's voice look alike there, so
+        # the mic is held until an estimate finds the echo (then the guard learns it)
+        # or finds none in this reply (the user: the mic passes).
+        unknown = not g.knows_echo and self._delay is None and not self._found_none
         gain = g.frame_gain(mic_e, out_e, self._last_clipped, True, (mic_v, out_v),
-                            self._last_tail, self._last_follows)
-        if g.state is Guard.CONVERGED and not g.knows_echo and self._delay is None \
-                and not self._found_none:
-            # The guard converged while the mic did not hear the speaker, and the kernel
-            # runs: the mic hears something now. An echo that appeared (a speaker turned
-            # on, headphones unplugged) and the user's voice look alike here, so the mic
-            # is held until an estimate finds the echo (then the guard learns it) or
-            # finds none in this reply (the user: the mic passes).
-            gain = g.hold()
+                            self._last_tail, self._last_follows, hold=unknown)
         self._last_mic, self._last_tail = energies, tail
         self._last_clipped = self._clipped(mic, energies[0])
         self._last_follows = self._follows(mic)
@@ -483,10 +481,11 @@ class EchoCanceller:
 
     def _maybe_estimate(self) -> None:
         guardian = self._guardian
-        # Settled: nothing would move the alignment (that takes ERLE down). No echo
-        # heard (headphones, a speakerphone cancelling in hardware): a lag found there
-        # is chance, and moving to it would hold the mic to learn again. Either way
-        # the correlation is skipped, and a slip is judged on two estimates after it.
+        # Settled (a delay known, ERLE up): nothing would move the alignment (that
+        # takes ERLE down). No echo heard (headphones, a speakerphone cancelling in
+        # hardware): a lag found there is chance, and moving to it would hold the mic
+        # to learn again. Either way the correlation is skipped, and a slip is judged
+        # on two estimates after it.
         idle = (self.guard is Guard.CONVERGED and self._delay is not None
                 and not guardian.erle_below(SLIPPED_DB)) or not guardian.hears_echo()
         # A mic that does not hear the speaker is asked again soon (no correlation runs

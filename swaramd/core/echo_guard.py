@@ -156,7 +156,7 @@ class EchoGuard:
 
     def frame_gain(self, mic_e: float, out_e: float, clipped: bool, playing: bool,
                    voice: tuple[float, float] | None = None, tail: bool = False,
-                   follows: float = 0.0) -> float:
+                   follows: float = 0.0, hold: bool = False) -> float:
         """The gain for an output frame, given its mic frame's energy and its own
         (mean squares, full scale 1.0), whether that mic frame clipped and whether
         the speaker plays (its echo may be in the mic). `voice` holds the same two
@@ -164,7 +164,8 @@ class EchoGuard:
         made on them); without it, the plain energies serve. `tail`: the speaker
         has just fallen silent, and only its echo's tail may be in the mic.
         `follows`: the correlation of the frame's output with the canceller's echo
-        estimate (voice-weighted)."""
+        estimate (voice-weighted). `hold`: once converged, hold the frame (counted as
+        held) whatever it holds."""
         if not playing:
             return 1.0
         self._echo_env *= self._tail_fall
@@ -180,15 +181,13 @@ class EchoGuard:
             self.held += self.frame
             self._hold_residual(out_v)
             return 0.0
-        gain = self._residual_gain(mic_e, out_e, clipped, mic_v, out_v, tail, follows)
+        if hold:
+            self.held += self.frame
+            gain = 0.0
+        else:
+            gain = self._residual_gain(mic_e, out_e, clipped, mic_v, out_v, tail, follows)
         self._suppress += (gain * gain - self._suppress) * self.frame / (self.rate * ERLE_WINDOW_S)
         return gain
-
-    def hold(self) -> float:
-        """The gain of a frame the canceller holds back while converged (counted as
-        held)."""
-        self.held += self.frame
-        return 0.0
 
     def apply(self, out: Samples, gain: float) -> Samples:
         """`out` with the gain moving from the last frame's to `gain` (a new array)."""
