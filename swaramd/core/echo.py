@@ -303,9 +303,7 @@ class EchoCanceller:
             # its output is dropped before the guard or the history see it.
             self._bypassing = False
             self.kernel.process(mic, self._ref, self._out, self._lin)
-            self._last_mic, self._last_clipped = energies, self._clipped(mic, energies[0])
-            self._last_tail = not sounding
-            self._last_follows = self._follows(mic)
+            self._remember_input(mic, energies, not sounding)
             result = mic[:0]
         else:
             result = self._cancel(mic, energies, tail=not sounding)
@@ -335,10 +333,15 @@ class EchoCanceller:
         unknown = not g.knows_echo and self._delay is None and not self._found_none
         gain = g.frame_gain(mic_e, out_e, self._last_clipped, True, (mic_v, out_v),
                             self._last_tail, self._last_follows, hold=unknown)
+        self._remember_input(mic, energies, tail)
+        return g.apply(self._out, gain)
+
+    def _remember_input(self, mic: Samples, energies: tuple[float, float], tail: bool) -> None:
+        """What the guard will need to know of the mic frame the kernel just took in,
+        when its output comes out with the next frame."""
         self._last_mic, self._last_tail = energies, tail
         self._last_clipped = self._clipped(mic, energies[0])
         self._last_follows = self._follows(mic)
-        return g.apply(self._out, gain)
 
     def _frame_energy(self, x: Samples) -> float:
         """Mean square of one kernel frame, full scale 1.0 (no allocation)."""
