@@ -568,6 +568,12 @@ class AudioEngine:
         self._set_next_wake()
         if len(self._backlog):
             self._frame_ready.set()
+        # A period captured while this pump ran was weighed against the old threshold;
+        # if it already completes the next frame, no later period may come to wake us
+        # (the input ended), so pump it now.
+        if not self._pump_pending and cap.available >= self._wake_samples:
+            self._pump_pending = True
+            self._loop.call_soon(self._pump)
 
     def _set_next_wake(self) -> None:
         """Wake the loop once the ring holds what completes the framer's next frame.
