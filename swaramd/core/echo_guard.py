@@ -49,6 +49,15 @@ Rules this module keeps:
   uplink carries every band). A frame whose mic clipped is never taken for
   the user (clipping is an echo the linear filter cannot model), and no
   frame leaves louder than the mic heard it (a filter gone wrong adds echo).
+- An echo that changes under a converged canceller (it moves, or grows
+  louder) makes Speex re-adapt for seconds, and meanwhile its output looks
+  like the user by its energies. At first the output still follows the
+  estimate closely (`CHANGED_FOLLOWS`), on most of those frames; the user's
+  voice almost never does. When more than `CHANGED_SHARE` of the frames that
+  look like the user by their energies do (a running share over about
+  `CHANGED_FRAMES` of them), the echo has changed: the guard learns again,
+  holding the mic while the speaker plays until the canceller has
+  re-converged.
 - The room's rest level (the mic while the speaker has been silent longer
   than the echo lasts) follows a quieter room at once and a louder one by
   at most `REST_RISE_DB_S`: a user talking while nothing plays is not the
@@ -85,6 +94,9 @@ RESIDUAL_MARGIN_DB = 6.0   # ... if this far over the residual echo held from ec
 RESIDUAL_DECAY_DB_S = 20.0  # which falls this fast,
 FOLLOWS_MAX = 0.2          # and if its output follows the echo estimate (or its negative)
                            # less than this
+CHANGED_FOLLOWS = 0.5      # frames that look like the user but follow the estimate this closely
+CHANGED_SHARE = 0.6        # ... in this share of such frames: the echo has changed
+CHANGED_FRAMES = 15        # ... a share running over about this many of them
 REST_RISE_DB_S = 1.0       # the room's rest level rises at most this fast
 TAIL_DECAY_DB_S = 60.0     # after the speaker falls silent, its echo dies no faster
 FLOOR_S = 0.5              # how fast the usual ERLE follows echo frames
@@ -135,6 +147,7 @@ class EchoGuard:
         self._echo_env = 0.0             # the mic's recent peak while the speaker plays
         self._tail_fall = 10 ** (-TAIL_DECAY_DB_S * frame / rate / 10)
         self._suppress = 1.0             # mean energy gain while playing, over ~1 s
+        self._changed = 0.0              # running share of user-like frames that follow
         self._gain = 0.0
         self._ramp = (np.arange(frame, dtype=np.float32) + 1) / frame
         self._buf = np.zeros(frame, dtype=np.float32)
@@ -186,6 +199,8 @@ class EchoGuard:
             gain = 0.0
         else:
             gain = self._residual_gain(mic_e, out_e, clipped, mic_v, out_v, tail, follows)
+            if self._changed > CHANGED_SHARE:
+                self.relearn()              # the echo changed: hold from the next frame
         self._suppress += (gain * gain - self._suppress) * self.frame / (self.rate * ERLE_WINDOW_S)
         return gain
 
@@ -203,9 +218,10 @@ class EchoGuard:
         return buf.astype(np.int16)
 
     def relearn(self) -> None:
-        """The echo moved: hold again until the canceller has re-converged."""
+        """The echo moved or changed: hold again until the canceller has re-converged."""
         self.state = Guard.LEARNING
         self._good_run = self._learnt = 0
+        self._changed = 0.0
 
     # --- measures --------------------------------------------------------------
 
@@ -277,7 +293,7 @@ class EchoGuard:
             gain_db = min(0.0, e_db)                   # no echo to speak of
         elif e_v < self._floor_db - NEAR_END_MARGIN_DB and \
                 out_v > max(self._residual, self._noise_v) * _RESIDUAL_MARGIN and \
-                (not tail or mic_e > self._echo_env) and abs(follows) < FOLLOWS_MAX:
+                (not tail or mic_e > self._echo_env) and self._not_the_echo(follows):
             self._floor_db -= FLOOR_LEAK_DB_S * step   # the user: passes
             self._residual *= self._residual_fall
             gain_db = min(0.0, e_db)
@@ -287,6 +303,14 @@ class EchoGuard:
                 self._hold_residual(out_v)
             gain_db = min(0.0, e_db - TARGET_DB, self._to_rest_db(out_e))
         return 1.0 if gain_db >= 0.0 else float(10 ** (gain_db / 20))
+
+    def _not_the_echo(self, follows: float) -> bool:
+        """Whether a frame that looks like the user by its energies is the user by its
+        correlation with the echo estimate (`follows`); counts it in the running share
+        that tells a changed echo."""
+        strong = abs(follows) >= CHANGED_FOLLOWS
+        self._changed += (strong - self._changed) / CHANGED_FRAMES
+        return abs(follows) < FOLLOWS_MAX
 
     def _hold_residual(self, out_v: float) -> None:
         """Hold the voice-weighted energy of an echo frame's output as the residual to

@@ -405,6 +405,30 @@ def test_a_speaker_turned_up_in_a_learnt_room_is_not_taken_for_the_user():
     assert ec.stats().guard is Guard.CONVERGED
 
 
+def test_an_echo_that_moves_later_in_a_learnt_room_is_not_taken_for_the_user():
+    # The room is learnt; at 17 s, in a reply, the echo comes 40 ms later (still under the
+    # filter, which re-adapts for seconds). Meanwhile the output looks like the user by
+    # its energies, though at first it follows the filter's echo estimate: the guard
+    # learns again. The simulated service's turn detector hears no speech in any reply;
+    # the user talking over a later one is heard.
+    n = 36 * R
+    ref = replies_every_5_s(n)
+    echo, later = (room.scale_to(room.echo_of(ref, room.room_response(ms, 250)), 2 * USER_RMS)
+                   for ms in (60, 100))
+    echo[17 * R:] = later[17 * R:]
+    _, said = voices()
+    talk = int(31.5 * R)
+    user = np.zeros(n, np.float32)
+    user[talk:talk + len(said)] = room.scale_to(said, 2 * USER_RMS)
+    noise = np.random.default_rng(5).standard_normal(n).astype(np.float32) * USER_RMS / 100
+    ec, _, out = run_counted(echo + user + noise, ref)
+    starts = [c.audio_ms / 1000 for c in EnergyVad().feed(out) if c.started]
+    said_s = (talk / R - 0.3, (talk + len(said)) / R)
+    assert [t for t in starts if not said_s[0] <= t <= said_s[1]] == []
+    assert [t for t in starts if said_s[0] <= t <= said_s[1]] != []
+    assert ec.guard is Guard.CONVERGED                        # learnt again
+
+
 def test_replies_in_a_learnt_room_are_never_heard_as_speech():
     # Replies every 5 s in a 60 ms room, the echo 6 dB over the user's level. At a loud
     # word's onset the output can follow the negative of the filter's echo estimate

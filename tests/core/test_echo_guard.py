@@ -85,6 +85,28 @@ def test_an_output_that_follows_the_echo_estimate_is_echo_not_the_user(follows, 
         assert 10 * np.log10(MIC / (out * gain * gain)) == pytest.approx(TARGET_DB, abs=0.01)
 
 
+def test_an_echo_that_changed_under_the_canceller_makes_the_guard_learn_again():
+    # Frames the user's by their energies whose output follows the echo estimate, on most
+    # of them: the echo moved or grew louder, and the filter re-adapts. The guard holds
+    # the mic again until the canceller has re-converged.
+    guard = converged_guard()
+    frames = 0
+    while guard.state is Guard.CONVERGED and frames < 100:
+        follows = 0.0 if frames % 4 == 3 else -0.8          # three in four follow
+        guard.frame_gain(MIC, MIC / db(15.0), False, True, follows=follows)
+        frames += 1
+    assert guard.state is Guard.LEARNING and frames < 40
+    assert guard.frame_gain(MIC, MIC / db(15.0), False, True) == 0.0
+
+
+def test_the_user_now_and_then_following_the_estimate_keeps_the_guard_converged():
+    guard = converged_guard()
+    for frame in range(200):                              # 4 s of double talk
+        follows = 0.6 if frame % 3 == 0 else 0.1          # one in three follows
+        guard.frame_gain(MIC, MIC / db(15.0), False, True, follows=follows)
+    assert guard.state is Guard.CONVERGED
+
+
 def test_suppression_and_clipping_show_in_the_measures():
     guard = converged_guard()
     for _ in range(3 * R // FRAME):
