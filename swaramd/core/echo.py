@@ -25,10 +25,12 @@ Rules this module keeps:
 - The acoustic delay is estimated now and then by a cross-correlation
   (phase transform, on two 4x decimated seconds of audio;
   `core.echo_timing`) while the speaker plays; two agreeing estimates move
-  the alignment. Cheap and rare. Once the filter works, a move needs ERLE
-  down and the echo still in the kernel's output (the same correlation, run
-  on the output): the user talking over the reply also brings ERLE down,
-  but leaves no echo there.
+  the alignment. Cheap and rare. Once the filter works, a move needs the
+  guard to have seen the echo change (it learns again), ERLE down and the
+  echo still in the kernel's output (the same correlation, run on the
+  output): the user talking over the reply also brings ERLE down, and a
+  user much louder than the echo leaves the echo's residual in the output
+  and skews the estimates, but the guard sees no change there.
   While ERLE holds, or while the mic does not hear the speaker at all, no
   correlation runs.
 - One canceller for the daemon's life: nothing here resets the filter per
@@ -519,10 +521,11 @@ class EchoCanceller:
             self._set_delay(lag)
 
     def _slipped(self) -> bool:
-        """Whether the echo has moved under the filter: ERLE is down and the echo is still
-        in the kernel's output. The user talking over the reply also brings ERLE down (and
-        a loud word skews the estimate), but then the output is the user, not the echo."""
-        if not self._guardian.erle_below(SLIPPED_DB):
+        """Whether the echo has moved under the filter: the guard has seen it change (and
+        learns again), ERLE is down and the echo is still in the kernel's output. The user
+        talking over the reply also brings ERLE down (and a loud word skews the estimate),
+        but leaves the guard converged, and the output is the user, not the echo."""
+        if self.guard is not Guard.LEARNING or not self._guardian.erle_below(SLIPPED_DB):
             return False
         end = self._mic_count - self.frame
         return self._estimate_lag(self._recent_out(self._est_len), end) is not None
