@@ -10,8 +10,8 @@ mic through a 60 ms room with a 250 ms tail, the echo 6 dB over the user's
 level of `bench/echo.py`, a little room noise and no user. The mic's clock
 runs `ppm` faster than the speaker's: the echo is resampled by that ratio
 (soxr, very high quality), and comes later every second. Both devices
-report the times of their nominal rates, as a shared clock would (the
-canceller's alignment does not follow device-time drift).
+report the times of their nominal rates, as a shared clock would: the
+canceller finds the drift from the echo alone.
 
 Each drift runs twice through `core.echo` with Speex (20 ms periods, as the
 engine's pump runs it): with the guard off, for Speex's own ERLE (median over
@@ -19,7 +19,8 @@ the replies from 30 s on, each measured over its first 2.4 s), and with the
 guard on, as the daemon runs it, whose uplink the simulated service's turn
 detector (`swaramd.demo.vad.EnergyVad`) hears: with no user in the scene, each
 speech start would cancel a reply. It prints, per drift, those starts, the
-ERLE, the guard's state at the end and the seconds it held the mic.
+ERLE, the drift the canceller found (status's `drift_ppm`), the guard's
+state at the end and the seconds it held the mic.
 Deterministic. Figures: docs/performance.md.
 """
 
@@ -65,13 +66,15 @@ def scene(seconds: int, ppm: float) -> tuple[np.ndarray, np.ndarray]:
                          USER_RMS * 10 ** (ECHO_DB / 20))
     if ppm:
         echo = soxr.resample(echo, R, R * (1 + ppm * 1e-6), quality="VHQ")[:n]
+        echo = np.pad(echo, (0, n - len(echo)))       # a slower mic: a few samples short
     noise = np.random.default_rng(5).standard_normal(n).astype(np.float32) * USER_RMS / 100
     return room.to_pcm(echo + noise), room.to_pcm(ref)
 
 
-def run(job: tuple[int, float]) -> tuple[float, list[float], float | None, str, float]:
+def run(job: tuple[int, float]) -> tuple[float, list[float], float | None, str, float,
+                                          float | None]:
     """One drift: the guarded run's speech starts, the unguarded median ERLE, the guard's
-    state at the end and the seconds it held the mic."""
+    state at the end, the seconds it held the mic and the drift it found."""
     seconds, ppm = job
     mic, speaker = scene(seconds, ppm)
     erles: list[float] = []
@@ -92,7 +95,7 @@ def run(job: tuple[int, float]) -> tuple[float, list[float], float | None, str, 
     starts = [c.audio_ms / 1000 for c in EnergyVad().feed(np.concatenate(outs)) if c.started]
     stats = guarded_ec.stats()
     return (ppm, starts, float(np.median(erles)) if erles else None, stats.guard.value,
-            stats.held_s)
+            stats.held_s, stats.drift_ppm)
 
 
 def main() -> None:
@@ -104,11 +107,13 @@ def main() -> None:
     print(f"room: delay {DELAY_MS} ms, tail 250 ms, echo {ECHO_DB:+g} dB over the user; "
           f"{args.seconds} s, a reply of 2.5 s every 5 s")
     with ProcessPoolExecutor(args.jobs) as pool:
-        for ppm, starts, erle, guard, held in pool.map(
+        for ppm, starts, erle, guard, held, found in pool.map(
                 run, [(args.seconds, ppm) for ppm in args.ppm]):
             shown = ", ".join(f"{s:.1f}" for s in starts[:8]) + (" ..." if len(starts) > 8 else "")
             print(f"drift {ppm:5g} ppm: Speex ERLE {'-' if erle is None else f'{erle:4.1f}'} dB "
-                  f"(median, replies from 30 s); guard {guard}, held {held:5.1f} s; "
+                  f"(median, replies from 30 s); drift found "
+                  f"{'-' if found is None else f'{found:6.1f}'} ppm; guard {guard}, "
+                  f"held {held:5.1f} s; "
                   f"{len(starts)} speech starts" + (f" at {shown} s" if starts else ""))
 
 

@@ -39,6 +39,8 @@ LIBRARY_ENV = "SWARAMD_SPEEXDSP"
 
 # speex/speex_echo.h and speex/speex_preprocess.h
 _ECHO_SET_SAMPLING_RATE = 24
+_ECHO_GET_IMPULSE_RESPONSE_SIZE = 27
+_ECHO_GET_IMPULSE_RESPONSE = 29
 _PP_SET_DENOISE = 0
 _PP_SET_AGC = 2
 _PP_SET_DEREVERB = 8
@@ -116,6 +118,7 @@ class SpeexEchoKernel:
         self._cancel = lib.speex_echo_cancellation
         self._suppress = lib.speex_preprocess_run
         self._pointers: dict[int, tuple[np.ndarray[Any, Any], Any]] = {}
+        self._taps: np.ndarray[Any, Any] | None = None
         self.frame = frame
         self.rate = rate
         self._echo = lib.speex_echo_state_init(frame, tail_samples)
@@ -166,6 +169,22 @@ class SpeexEchoKernel:
         p = a.ctypes.data_as(_I16P)
         self._pointers[id(a)] = (a, p)
         return p
+
+    def impulse_response(self) -> np.ndarray[Any, Any] | None:
+        """The filter's impulse response (Speex's `SPEEX_ECHO_GET_IMPULSE_RESPONSE`: its
+        blocks back in time, one tap per sample), or None once closed."""
+        if self._echo is None:
+            return None
+        if self._taps is None:
+            size = ctypes.c_int32(0)
+            self._lib.speex_echo_ctl(self._echo, _ECHO_GET_IMPULSE_RESPONSE_SIZE,
+                                     ctypes.byref(size))
+            self._taps = np.zeros(max(0, size.value), dtype=np.int32)
+        if not len(self._taps):
+            return None
+        self._lib.speex_echo_ctl(self._echo, _ECHO_GET_IMPULSE_RESPONSE,
+                                 self._taps.ctypes.data_as(ctypes.c_void_p))
+        return self._taps
 
     def reset(self) -> None:
         """Forget the learnt echo path (the filter starts again from zero)."""

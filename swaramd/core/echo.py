@@ -21,7 +21,15 @@ Rules this module keeps:
   taken at their earliest (a callback may be late, never early), and the
   alignment they give is kept (callback times jitter by
   milliseconds); it moves only when they jump (a device reopened) or when the
-  delay estimate moves (clock drift between two devices). Moves are counted.
+  delay estimate moves (the echo moved). Moves are counted.
+- Two devices on two clocks drift apart by some parts per million, and a
+  linear filter follows an echo that moves by even half a sample poorly.
+  `core.echo_timing.DriftTracker` finds the drift, from how the filter's
+  impulse response moves (read once a second while it cancels: fine) and
+  from the trend of the delay estimates (coarse, for a drift the filter
+  cannot follow); the reference is then read where the drift has taken it,
+  whole samples through the alignment (not counted as moves) and the
+  fraction through a windowed sinc. Status shows the drift (`drift_ppm`).
 - The acoustic delay is estimated now and then by a cross-correlation
   (phase transform, on two 4x decimated seconds of audio;
   `core.echo_timing`) while the speaker plays; two agreeing estimates move
@@ -64,13 +72,21 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from swaramd.core.echo_guard import CLIP, EchoGuard, Guard, Samples, level
-from swaramd.core.echo_timing import DECIMATE, StreamClock, find_lag
+from swaramd.core.echo_timing import (
+    DECIMATE,
+    DriftTracker,
+    FractionalReader,
+    StreamClock,
+    find_lag,
+)
 from swaramd.core.protocol import WIRE_RATE
 
 __all__ = ["EchoCanceller", "EchoKernel", "EchoStats", "Guard", "MicStep", "Samples"]
@@ -87,6 +103,9 @@ CHECK_EVERY_S = 2.0        # once converged: watch for drift and slipped periods
 ESTIMATE_WINDOW_S = 2.0
 AGREE_MS = 2.0
 NO_ECHO_AFTER_S = 0.5      # an estimate finding no echo counts once the speaker played this long
+DRIFT_CHECK_DB = 25.0      # converged under this ERLE, delay estimates still run (drift)
+TAP_EVERY_S = 1.0          # the filter's impulse response is read this often while it plays
+TAP_ERLE_DB = 6.0          # ... when ERLE is at least this
 WARM_UP_S = 4.0            # audio replayed through the filter once the delay is known
 WARM_UP_PASSES = 3
 WARM_UP_FRAMES = 8         # replayed kernel frames per captured frame (spreads the cost)
@@ -101,6 +120,10 @@ class EchoKernel(Protocol):
     def process(self, mic: Samples, ref: Samples, out: Samples,
                 linear: Samples | None = None) -> None:
         """Cancel one frame of `mic` given the aligned `ref`; write the result to `out`."""
+
+    def impulse_response(self) -> NDArray[Any] | None:
+        """The filter's impulse response as learnt (one tap per reference sample, from
+        the aligned reference on), or None where the kernel cannot tell."""
 
 
 class MicStep(Protocol):
@@ -205,6 +228,12 @@ class EchoCanceller:
         self._base: int | None = None
         self._first_lag: tuple[int, int] | None = None   # (delay, mic position) first found
         self._drift_ppm: float | None = None
+        self._drift = DriftTracker(rate)
+        self._reader = FractionalReader(n)
+        self._ref_span: Samples = np.zeros(self._reader.span, dtype=np.int16)
+        self._phase = 0.0                # the drift's sub-sample part: the read is this early
+        self._drift_steps = 0            # ... and its whole samples since the alignment
+        self._next_tap = 0
 
     # --- inputs --------------------------------------------------------------
 
@@ -259,6 +288,8 @@ class EchoCanceller:
         self._mic_clock = StreamClock(self.rate)
         self._base = None
         self._delay, self._shift = None, 0
+        self._drift_steps, self._phase = 0, 0.0      # the drift itself is the clocks'
+        self._drift.restart()
         self._recent_lags.clear()
         self._relearn()
 
@@ -271,14 +302,17 @@ class EchoCanceller:
         """ERLE, the delay estimate and the guard, for status."""
         g, rate = self._guardian, self.rate
         delay = None if self._delay is None else 1000 * self._delay / rate
+        drift = self._drift.ratio * 1e6 if self._drift.updates else self._drift_ppm
         return EchoStats(True, g.erle_db(), delay, g.state, g.held / rate, g.suppress_db(),
-                         g.clipped / rate, self.realigns, self._drift_ppm)
+                         g.clipped / rate, self.realigns, drift)
 
     # --- one kernel frame ----------------------------------------------------
 
     def _process_frame(self, mic: Samples, t: float) -> Samples:
         frame, k = self.frame, self._mic_count
         self._mic_clock.update(k, t, frame)
+        if self._drift.ratio:
+            self._follow_drift()
         target = self._target(k)
         pos = self._read_pos
         if pos != target:
@@ -286,7 +320,7 @@ class EchoCanceller:
                 self.realigns += 1
             pos = target
         ref = self._ref
-        self._read_ref(pos, ref)
+        self._read_aligned(pos, ref)
         self._read_pos = pos + frame
         self._remember_mic(mic, k)
         self._mic_count = k + frame
@@ -311,6 +345,8 @@ class EchoCanceller:
             result = self._cancel(mic, energies, tail=not sounding)
         if self._mic_count >= self._next_estimate:
             self._maybe_estimate()
+        if sounding and self._mic_count >= self._next_tap:
+            self._observe_tap()
         if self._warm:
             self._warm_up_some()
         return result
@@ -412,7 +448,8 @@ class EchoCanceller:
 
         Taken once and kept: callback times jitter by milliseconds (by tens on a loaded
         machine), which would move the alignment back and forth. Only reopened devices
-        take a new one; drift between two devices' clocks shows in the delay estimate."""
+        take a new one; drift between two devices' clocks is followed apart
+        (`_follow_drift`)."""
         mo, ro = self._mic_clock.offset, self._ref_clock.offset
         if mo is None or ro is None:
             return 0
@@ -421,8 +458,39 @@ class EchoCanceller:
         return self._base
 
     def _target(self, k: int) -> int:
-        """The reference position to feed with mic sample `k`."""
-        return k + self._base_delay() - self._shift
+        """The reference position to feed with mic sample `k` (less `_phase`)."""
+        return k + self._base_delay() - self._shift - self._drift_steps
+
+    def _read_aligned(self, pos: int, out: Samples) -> None:
+        """The kernel's reference frame from `pos`, `_phase` of a sample earlier."""
+        if self._phase == 0.0:
+            self._read_ref(pos, out)
+            return
+        span = self._ref_span
+        self._read_ref(pos - self._reader.before, span)
+        self._reader.read(span, self._phase, out)
+
+    # --- clock drift -----------------------------------------------------------
+
+    def _follow_drift(self) -> None:
+        """Move the read by the drift over one frame: its whole samples into the
+        alignment (not counted as a move), the rest into `_phase`."""
+        phase = self._phase + self._drift.ratio * self.frame
+        whole = math.floor(phase)
+        if whole:
+            self._drift_steps += whole
+            if self._read_pos is not None:
+                self._read_pos -= whole
+        self._phase = phase - whole
+
+    def _observe_tap(self) -> None:
+        """Show the drift tracker the filter's impulse response (while it cancels)."""
+        self._next_tap = self._mic_count + int(self.rate * TAP_EVERY_S)
+        if self._guardian.erle_below(TAP_ERLE_DB):
+            return
+        h = self.kernel.impulse_response()
+        if h is not None:
+            self._drift.observe(self._mic_count, h)
 
     def _read_ref(self, pos: int, out: Samples) -> None:
         """Copy reference samples [pos, pos+len(out)) into `out`; zeros where not held."""
@@ -479,7 +547,7 @@ class EchoCanceller:
                 continue
             a = k % len(hist)
             mic[:] = hist[a:a + frame]
-            self._read_ref(k + self._base_delay() - self._shift, ref)
+            self._read_ref(self._target(k), ref)
             self.kernel.process(mic, ref, self._scratch)
 
     # --- delay estimate ------------------------------------------------------
@@ -492,7 +560,7 @@ class EchoCanceller:
         # to learn again. Either way the correlation is skipped, and a slip is judged
         # on two estimates after it.
         idle = (self.guard is Guard.CONVERGED and self._delay is not None
-                and not guardian.erle_below(SLIPPED_DB)) or not guardian.hears_echo()
+                and not guardian.erle_below(DRIFT_CHECK_DB)) or not guardian.hears_echo()
         # A mic that does not hear the speaker is asked again soon (no correlation runs
         # then): an echo that appears is found, and the user passes, the sooner.
         settled = idle and guardian.hears_echo()
@@ -508,6 +576,7 @@ class EchoCanceller:
             self._found_none = self._delay is None and \
                 self._mic_count - self._playing_from >= self.rate * NO_ECHO_AFTER_S
             return
+        self._drift.observe_lag(self._mic_count, lag)
         recent = self._recent_lags
         recent.append(lag)
         del recent[:-2]
@@ -555,7 +624,9 @@ class EchoCanceller:
         first = self._delay is None
         self._delay = lag
         if first or abs(shift - self._shift) > self.rate * AGREE_MS / 1000:
-            self._shift = shift
+            # The lag found holds the drift so far: the alignment starts from it.
+            self._shift, self._drift_steps, self._phase = shift, 0, 0.0
+            self._drift.restart()
             if first:
                 # The filter learnt under a guessed alignment: learn again, helped by
                 # the last seconds. Later moves (clock drift, a period slipped between

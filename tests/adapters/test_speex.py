@@ -43,5 +43,9 @@ def test_kernel_cancels_a_pure_delay_and_closes():
         energies.append(float(np.mean(out.astype(np.float64) ** 2)))
     mic_e = float(np.mean(mic.astype(np.float64) ** 2))
     assert 10 * np.log10(mic_e / np.mean(energies[-50:])) > 20
+    response = kernel.impulse_response()
+    assert response is not None and len(response) == 2400
+    assert int(np.argmax(np.abs(response))) == 100      # the learnt path: 100 samples late
     kernel.close()
     kernel.close()                              # twice is harmless
+    assert kernel.impulse_response() is None

@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from swaramd.core.echo_timing import CLOCK_LEAK, DECIMATE, StreamClock, find_lag
+from swaramd.core.echo_timing import (
+    CLOCK_LEAK,
+    DECIMATE,
+    DRIFT_SEARCH,
+    DriftTracker,
+    FractionalReader,
+    StreamClock,
+    find_lag,
+    response_shift,
+)
 
 RATE = 24_000
 W = 2 * RATE                 # the window the microphone covers
@@ -49,3 +58,85 @@ def test_a_clock_takes_the_earliest_time_and_drifts_only_slowly_later() -> None:
     assert clock.offset == pytest.approx(10.000 + 2 * CLOCK_LEAK * 480 / RATE, abs=1e-9)
     clock.update(1440, 10.055, 480)          # 5 ms earlier than any before: the new base
     assert clock.offset == pytest.approx(10.055 - 1440 / RATE, abs=1e-9)
+
+
+# --- clock drift ---------------------------------------------------------------
+
+
+def _tones(positions: np.ndarray) -> np.ndarray:
+    """A band-limited signal (tones up to 9 kHz) at any, fractional, positions."""
+    return sum(3000 * np.sin(2 * np.pi * hz / RATE * positions + hz)
+               for hz in (200, 1000, 3000, 6000, 9000))
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.25, 0.5, 0.75, 0.999])
+def test_the_fractional_reader_reads_between_samples(fraction):
+    reader = FractionalReader(480)
+    pos = 600
+    source = _tones(np.arange(pos - reader.before, pos - reader.before + reader.span))
+    out = np.zeros(480, np.int16)
+    reader.read(source.astype(np.int16), fraction, out)
+    want = _tones(np.arange(pos, pos + 480) - fraction)
+    assert np.abs(out - want).max() < 0.005 * 15_000 + 1      # 0.5 % of the peak
+
+
+def _response(shift: float) -> np.ndarray:
+    """A room's impulse response (a direct path and reflections) `shift` samples late."""
+    taps = np.arange(2400, dtype=np.float64)
+    h = np.zeros(2400)
+    for at, gain in ((700, 1.0), (760, -0.5), (900, 0.3), (1300, 0.2)):
+        h += gain * np.sinc(taps - at - shift) * np.hanning(2400)
+    return (h * 1e6).astype(np.int32)
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.3, -0.45, 1.7])
+def test_a_response_shift_is_found_to_a_fraction_of_a_sample(shift):
+    before, after = _response(0.0).astype(np.float32), _response(shift).astype(np.float32)
+    found = response_shift(before, after, DRIFT_SEARCH)
+    assert found == pytest.approx(shift, abs=0.05)
+
+
+def test_a_response_that_changed_shape_gives_no_shift():
+    rng = np.random.default_rng(3)
+    other = (rng.standard_normal(2400) * 1e5).astype(np.float32)
+    assert response_shift(_response(0.0).astype(np.float32), other, DRIFT_SEARCH) is None
+
+
+def test_the_tracker_takes_the_drift_from_a_response_that_keeps_moving():
+    # 5 ppm: the response moves 0.12 samples per second, read once a second.
+    tracker = DriftTracker(RATE)
+    updated = [tracker.observe(s * RATE, _response(5e-6 * RATE * s)) for s in range(12)]
+    assert any(updated) and tracker.updates == 1
+    assert tracker.ratio * 1e6 == pytest.approx(5.0, abs=0.3)
+
+
+def test_the_tracker_starts_again_when_the_response_jumps():
+    tracker = DriftTracker(RATE)
+    for s in range(12):
+        jump = 40.0 if s == 6 else 0.0          # a reflection took over, once
+        tracker.observe(s * RATE, _response(5e-6 * RATE * s + jump))
+    assert tracker.updates == 0
+
+
+def test_delay_estimates_give_a_coarse_drift_past_wild_ones():
+    # 150 ppm: the lag grows 3.6 samples a second, estimated every half second in steps
+    # of DECIMATE; now and then a reflection's peak wins.
+    tracker = DriftTracker(RATE)
+    updated = False
+    for i in range(60):
+        k = i * RATE // 2
+        lag = 1440 + round(150e-6 * k / DECIMATE) * DECIMATE
+        if i % 7 == 3:
+            lag += 400
+        updated = tracker.observe_lag(k, lag) or updated
+    assert updated
+    assert tracker.ratio * 1e6 == pytest.approx(150, abs=10)
+
+
+def test_delay_estimates_without_a_trend_leave_the_drift_alone():
+    tracker = DriftTracker(RATE)
+    rng = np.random.default_rng(4)
+    for i in range(80):
+        lag = 1440 + int(rng.integers(-2, 3)) * DECIMATE
+        assert not tracker.observe_lag(i * RATE // 2, lag)
+    assert tracker.ratio == 0.0
