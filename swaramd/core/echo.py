@@ -104,8 +104,8 @@ ESTIMATE_WINDOW_S = 2.0
 AGREE_MS = 2.0
 NO_ECHO_AFTER_S = 0.5      # an estimate finding no echo counts once the speaker played this long
 DRIFT_CHECK_DB = 25.0      # converged under this ERLE, delay estimates still run (drift)
-TAP_EVERY_S = 1.0          # the filter's impulse response is read this often while it plays
-TAP_ERLE_DB = 6.0          # ... when ERLE is at least this
+RESPONSE_EVERY_S = 1.0     # the filter's impulse response is read this often while it plays
+RESPONSE_ERLE_DB = 6.0     # ... when ERLE is at least this
 WARM_UP_S = 4.0            # audio replayed through the filter once the delay is known
 WARM_UP_PASSES = 3
 WARM_UP_FRAMES = 8         # replayed kernel frames per captured frame (spreads the cost)
@@ -233,7 +233,7 @@ class EchoCanceller:
         self._ref_span: Samples = np.zeros(self._reader.span, dtype=np.int16)
         self._phase = 0.0                # the drift's sub-sample part: the read is this early
         self._drift_steps = 0            # ... and its whole samples since the alignment
-        self._next_tap = 0
+        self._next_response = 0
 
     # --- inputs --------------------------------------------------------------
 
@@ -345,8 +345,8 @@ class EchoCanceller:
             result = self._cancel(mic, energies, tail=not sounding)
         if self._mic_count >= self._next_estimate:
             self._maybe_estimate()
-        if sounding and self._mic_count >= self._next_tap:
-            self._observe_tap()
+        if sounding and self._mic_count >= self._next_response:
+            self._observe_response()
         if self._warm:
             self._warm_up_some()
         return result
@@ -483,10 +483,10 @@ class EchoCanceller:
                 self._read_pos -= whole
         self._phase = phase - whole
 
-    def _observe_tap(self) -> None:
+    def _observe_response(self) -> None:
         """Show the drift tracker the filter's impulse response (while it cancels)."""
-        self._next_tap = self._mic_count + int(self.rate * TAP_EVERY_S)
-        if self._guardian.erle_below(TAP_ERLE_DB):
+        self._next_response = self._mic_count + int(self.rate * RESPONSE_EVERY_S)
+        if self._guardian.erle_below(RESPONSE_ERLE_DB):
             return
         h = self.kernel.impulse_response()
         if h is not None:

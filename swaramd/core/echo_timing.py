@@ -29,7 +29,7 @@ import numpy as np
 from swaramd.core.echo_guard import Samples
 
 CLOCK_LEAK = 250e-6        # s per s: how fast a stream's time base may drift later
-DRIFT_WINDOW_S = 5.0      # taps followed this long (of playback) make one drift update
+DRIFT_WINDOW_S = 5.0       # readings of the response over this long make one drift update
 DRIFT_MIN_POINTS = 4       # ... from at least this many readings
 DRIFT_JUMP = 2.0           # a response that moved more than this (samples) learnt anew
 DRIFT_SEARCH = 4           # shifts searched between two readings, samples either way
