@@ -554,16 +554,20 @@ class EchoCanceller:
 
     def _maybe_estimate(self) -> None:
         guardian = self._guardian
-        # Settled (a delay known, ERLE up): nothing would move the alignment (that
-        # takes ERLE down). No echo heard (headphones, a speakerphone cancelling in
-        # hardware): a lag found there is chance, and moving to it would hold the mic
-        # to learn again. Either way the correlation is skipped, and a slip is judged
-        # on two estimates after it.
-        idle = (self.guard is Guard.CONVERGED and self._delay is not None
-                and not guardian.erle_below(DRIFT_CHECK_DB)) or not guardian.hears_echo()
+        # Converged with ERLE up (a delay known): nothing would move the alignment (that
+        # takes the guard learning again), and no drift is left. No echo heard
+        # (headphones, a speakerphone cancelling in hardware): a lag found there is
+        # chance, and moving to it would hold the mic to learn again. Either way the
+        # correlation is skipped, and a slip is judged on two estimates after it.
+        # Converged with ERLE down (double talk, a drift not yet followed), it runs
+        # every CHECK_EVERY_S, for the drift's trend.
+        converged = self.guard is Guard.CONVERGED and self._delay is not None
+        idle = (converged and not guardian.erle_below(DRIFT_CHECK_DB)) or \
+            not guardian.hears_echo()
         # A mic that does not hear the speaker is asked again soon (no correlation runs
-        # then): an echo that appears is found, and the user passes, the sooner.
-        settled = idle and guardian.hears_echo()
+        # then): an echo that appears is found, and the user passes, the sooner. Once
+        # converged, estimates (for the drift's trend) are rare.
+        settled = converged and guardian.hears_echo()
         self._next_estimate = self._mic_count + int(self.rate * (
             CHECK_EVERY_S if settled else ESTIMATE_EVERY_S))
         if idle:
@@ -623,7 +627,7 @@ class EchoCanceller:
         shift = lag - self._lead if lag >= self._lead else min(0, lag)
         first = self._delay is None
         self._delay = lag
-        if first or abs(shift - self._shift) > self.rate * AGREE_MS / 1000:
+        if first or abs(shift - self._shift - self._drift_steps) > self.rate * AGREE_MS / 1000:
             # The lag found holds the drift so far: the alignment starts from it.
             self._shift, self._drift_steps, self._phase = shift, 0, 0.0
             self._drift.restart()

@@ -36,10 +36,10 @@ DRIFT_SEARCH = 4           # shifts searched between two readings, samples eithe
 DRIFT_ALIKE = 0.5          # two readings less alike than this: the filter learnt anew
 DRIFT_TAPS_S = 0.1         # the taps compared: the direct path and early reflections
 DRIFT_MAX = 500e-6         # drift beyond this (a ratio) is not believed
-DRIFT_LAG_WINDOW_S = 20.0  # delay estimates over this long give a coarse drift ...
-DRIFT_LAG_POINTS = 10      # ... from at least this many
-DRIFT_COARSE = 10e-6       # ... taken when this far from the fine one
-DRIFT_LAG_SPREAD = 16      # ... from lags this close (samples) to their median
+DRIFT_LAG_WINDOW_S = 30.0  # delay estimates over this long give a coarse drift ...
+DRIFT_LAG_POINTS = 6       # ... from at least this many
+DRIFT_COARSE = 20e-6       # ... taken when this far from the fine one
+DRIFT_LAG_SPREAD = 16      # ... from lags this close (samples) to their trend
 SINC_HALF = 16             # the fractional reader's taps on each side
 FRACTION_STEPS = 256       # fractions of a sample it can read at
 KAISER_BETA = 8.0          # its window
@@ -171,8 +171,9 @@ class DriftTracker:
         """A delay estimate (`find_lag`, against the device times, so unmoved by the
         reading) `lag` at mic sample `k`. Coarse (`DECIMATE` samples), but it sees a
         drift the filter cannot follow: when the lags of the last `DRIFT_LAG_WINDOW_S`
-        trend away from `ratio` by more than `DRIFT_COARSE`, `ratio` takes their
-        trend (the median of their pairwise slopes); True when it did."""
+        trend away from `ratio` by more than `DRIFT_COARSE`, steadily (`_steady`),
+        `ratio` takes their trend (the median of their pairwise slopes); True when it
+        did."""
         lags = self._lags
         lags.append((k, lag))
         while k - lags[0][0] > self.rate * DRIFT_LAG_WINDOW_S:
@@ -188,9 +189,8 @@ class DriftTracker:
                 near[-1][0] - near[0][0] < self.rate * DRIFT_LAG_WINDOW_S * 0.75:
             return False
         trend = _trend(near, self.rate * DRIFT_LAG_WINDOW_S / 4)
-        if trend is None:
-            return False
-        if abs(trend - self.ratio) <= DRIFT_COARSE or abs(trend) > DRIFT_MAX:
+        if trend is None or abs(trend - self.ratio) <= DRIFT_COARSE or \
+                abs(trend) > DRIFT_MAX or not _steady(near):
             return False
         self.ratio = trend
         self.updates += 1
@@ -199,9 +199,27 @@ class DriftTracker:
         return True
 
     def restart(self) -> None:
-        """The reference moved under the filter (a new alignment): start again."""
+        """The reference moved under the filter (a new alignment), or the devices were
+        reopened (a new time base for the delay estimates): start again."""
         self._points.clear()
+        self._lags.clear()
         self._last = None
+
+
+def _steady(points: list[tuple[int, int]]) -> bool:
+    """Whether lags move steadily (drift), not in a step (another peak won, the echo
+    moved): the medians of four quarters of them move the same way from each quarter
+    to the next, by about as much each time (none more than twice the mean, plus
+    `DECIMATE`)."""
+    quarter = len(points) / 4
+    medians = [float(np.median([lag for _, lag in points[round(i * quarter):
+                                                         round((i + 1) * quarter)]]))
+               for i in range(4)]
+    steps = np.diff(medians)
+    if not (np.all(steps > 0) or np.all(steps < 0)):
+        return False
+    size = np.abs(steps)
+    return bool(size.max() <= 2 * size.mean() + DECIMATE)
 
 
 def _trend(points: list[tuple[int, int]], apart: float) -> float | None:

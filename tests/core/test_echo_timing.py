@@ -140,3 +140,15 @@ def test_delay_estimates_without_a_trend_leave_the_drift_alone():
         lag = 1440 + int(rng.integers(-2, 3)) * DECIMATE
         assert not tracker.observe_lag(i * RATE // 2, lag)
     assert tracker.ratio == 0.0
+
+
+@pytest.mark.parametrize("step", [8, 24, 100])
+@pytest.mark.parametrize("at_s", [5.0, 15.0, 25.0])
+def test_a_step_in_the_delay_estimates_is_not_drift(step, at_s):
+    # Another peak wins, or the echo moved once: the lags jump and stay. A line through
+    # a step has a slope, but the lags do not move steadily.
+    tracker = DriftTracker(RATE)
+    for i in range(80):
+        k = i * RATE // 2
+        assert not tracker.observe_lag(k, 1440 + (step if k >= at_s * RATE else 0))
+    assert tracker.ratio == 0.0
