@@ -226,8 +226,6 @@ class EchoCanceller:
         self.realigns = 0
         self._bypassing = True           # the kernel rests while the speaker is silent
         self._base: int | None = None
-        self._first_lag: tuple[int, int] | None = None   # (delay, mic position) first found
-        self._drift_ppm: float | None = None
         self._drift = DriftTracker(rate)
         self._reader = FractionalReader(n)
         self._ref_span: Samples = np.zeros(self._reader.span, dtype=np.int16)
@@ -302,7 +300,7 @@ class EchoCanceller:
         """ERLE, the delay estimate and the guard, for status."""
         g, rate = self._guardian, self.rate
         delay = None if self._delay is None else 1000 * self._delay / rate
-        drift = self._drift.ratio * 1e6 if self._drift.updates else self._drift_ppm
+        drift = self._drift.ratio * 1e6 if self._drift.updates else None
         return EchoStats(True, g.erle_db(), delay, g.state, g.held / rate, g.suppress_db(),
                          g.clipped / rate, self.realigns, drift)
 
@@ -617,11 +615,6 @@ class EchoCanceller:
         return find_lag(ref, heard, self._max_lag, neg)
 
     def _set_delay(self, lag: int) -> None:
-        if self._first_lag is None:
-            self._first_lag = (lag, self._mic_count)
-        elif self._mic_count - self._first_lag[1] > self.rate * 30:
-            self._drift_ppm = (lag - self._first_lag[0]) / (
-                self._mic_count - self._first_lag[1]) * 1e6
         # The filter starts `guard` before the echo, never later than the device times
         # say (a delay under the guard), nor later than the echo (a negative delay).
         shift = lag - self._lead if lag >= self._lead else min(0, lag)
@@ -633,8 +626,8 @@ class EchoCanceller:
             self._drift.restart()
             if first:
                 # The filter learnt under a guessed alignment: learn again, helped by
-                # the last seconds. Later moves (clock drift, a period slipped between
-                # the directions) re-align the reference under a filter that stays valid.
+                # the last seconds. Later moves (a period slipped between the
+                # directions) re-align the reference under a filter that stays valid.
                 self._relearn()
 
 
