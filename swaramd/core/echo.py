@@ -39,8 +39,9 @@ Rules this module keeps:
   output): the user talking over the reply also brings ERLE down, and a
   user much louder than the echo leaves the echo's residual in the output
   and skews the estimates, but the guard sees no change there.
-  While ERLE holds, or while the mic does not hear the speaker at all, no
-  correlation runs.
+  While ERLE holds (`DRIFT_CHECK_DB`), or while the mic does not hear the
+  speaker at all, no correlation runs; converged under it, one runs every
+  `CHECK_EVERY_S`, for the drift's trend.
 - One canceller for the daemon's life: nothing here resets the filter per
   reply. It learns the room during the first seconds of playback. The
   kernel's output passes through `core.echo_guard.EchoGuard`: the mic is

@@ -14,9 +14,10 @@ tested on its own:
   million: the echo comes a little later, or earlier, every second) from
   how the filter's impulse response moves, a fraction of a sample at a
   time (`response_shift`): a response that keeps moving the same way is
-  drift.
-  A linear canceller follows a path that moves by even half a sample
-  poorly, so the reference is read where the drift has taken it.
+  drift. A drift the filter cannot follow at all shows in the delay
+  estimates instead (`observe_lag`): coarse, and taken only when they move
+  steadily. A linear canceller follows a path that moves by even half a
+  sample poorly, so the reference is read where the drift has taken it.
 - `FractionalReader` reads the reference at a fractional position
   (a windowed sinc, `FRACTION_STEPS` fractions): the drift's sub-sample
   part.
