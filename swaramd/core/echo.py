@@ -31,7 +31,7 @@ Rules this module keeps:
   whole samples through the alignment (not counted as moves) and the
   fraction through a windowed sinc. Status shows the drift (`drift_ppm`).
 - The acoustic delay is estimated now and then by a cross-correlation
-  (phase transform, on two 4x decimated seconds of audio;
+  (phase transform, on two seconds of audio at the full rate;
   `core.echo_timing`) while the speaker plays; two agreeing estimates move
   the alignment. Cheap and rare. Once the filter works, a move needs the
   guard to have seen the echo change (it learns again), ERLE down and the
@@ -82,7 +82,6 @@ from numpy.typing import NDArray
 
 from swaramd.core.echo_guard import CLIP, EchoGuard, Guard, Samples, level
 from swaramd.core.echo_timing import (
-    DECIMATE,
     DriftTracker,
     FractionalReader,
     StreamClock,
@@ -174,15 +173,15 @@ class EchoCanceller:
         self.kernel = kernel
         self.rate = rate
         self.frame = kernel.frame
-        self._max_lag = int(rate * max_delay_ms / 1000) // DECIMATE * DECIMATE
-        self._neg_lag = int(rate * NEGATIVE_DELAY_MS / 1000) // DECIMATE * DECIMATE if \
+        self._max_lag = int(rate * max_delay_ms / 1000)
+        self._neg_lag = int(rate * NEGATIVE_DELAY_MS / 1000) if \
             max_delay_ms > 0 else 0
         self._lead = int(rate * GUARD_MS / 1000)
         n = self.frame
         self._ref_hist: Samples = np.zeros(int(rate * history_s), dtype=np.int16)
         self._ref_written = 0
         self._ref_clock = StreamClock(rate)
-        est = int(rate * ESTIMATE_WINDOW_S) // DECIMATE * DECIMATE
+        est = int(rate * ESTIMATE_WINDOW_S)
         self._est_len = est
         warm = int(rate * WARM_UP_S) // n * n
         ring = -(-max(est, warm) // n) * n
@@ -613,7 +612,7 @@ class EchoCanceller:
         if _energy(ref) < level(ACTIVE_DBFS):
             return None
         heard = self._recent_mic(w) if heard is None else heard
-        return find_lag(ref, heard, self._max_lag, neg)
+        return find_lag(ref, heard, self._max_lag, neg, self.rate)
 
     def _set_delay(self, lag: int) -> None:
         # The filter starts `guard` before the echo, never later than the device times

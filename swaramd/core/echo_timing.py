@@ -6,10 +6,11 @@ tested on its own:
 - `StreamClock` maps a stream's sample positions to time from the times its
   blocks were handed over (the devices' own ADC/DAC times).
 - `find_lag` finds how far the microphone trails the reference by a
-  generalised cross-correlation with the phase transform (GCC-PHAT) on a
-  decimated window: every frequency weighs alike, so speech's loud low
-  formants do not smear the peak. It answers only when the peak stands
-  `ESTIMATE_Z` standard deviations over the mean of the lags searched.
+  generalised cross-correlation with the phase transform (GCC-PHAT) at the
+  full rate, over the band up to `ESTIMATE_TOP_HZ`: every frequency in it
+  weighs alike, so speech's loud low formants do not smear the peak. It
+  answers only when the peak stands `ESTIMATE_Z` standard deviations over
+  the mean of the lags searched.
 - `DriftTracker` follows the drift between two devices' clocks (parts per
   million: the echo comes a little later, or earlier, every second) from
   how the filter's impulse response moves, a fraction of a sample at a
@@ -28,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from swaramd.core.echo_guard import Samples
+from swaramd.core.protocol import WIRE_RATE
 
 CLOCK_LEAK = 250e-6        # s per s: how fast a stream's time base may drift later
 DRIFT_WINDOW_S = 5.0       # readings of the response over this long make one drift update
@@ -41,11 +43,12 @@ DRIFT_LAG_WINDOW_S = 30.0  # delay estimates over this long give a coarse drift 
 DRIFT_LAG_POINTS = 6       # ... from at least this many
 DRIFT_COARSE = 20e-6       # ... taken when this far from the fine one
 DRIFT_LAG_SPREAD = 16      # ... from lags this close (samples) to their trend
+STEADY_SLACK = 4           # ... moving steadily: quarter steps this alike (samples)
 SINC_HALF = 16             # the fractional reader's taps on each side
 FRACTION_STEPS = 256       # fractions of a sample it can read at
 KAISER_BETA = 8.0          # its window
-DECIMATE = 4               # the correlation runs at a quarter of the rate
 ESTIMATE_Z = 5.0           # correlation peak in standard deviations to believe it
+ESTIMATE_TOP_HZ = 5000.0   # the band the correlation weighs (see find_lag)
 
 
 class StreamClock:
@@ -69,20 +72,26 @@ class StreamClock:
             self.offset = min(raw, self.offset + CLOCK_LEAK * n / self.rate)
 
 
-def find_lag(ref: Samples, heard: Samples, max_lag: int, neg_lag: int) -> int | None:
+def find_lag(ref: Samples, heard: Samples, max_lag: int, neg_lag: int,
+             rate: int = WIRE_RATE) -> int | None:
     """How many samples `heard` trails its echo's source in `ref`, or None.
 
     `ref` holds `max_lag` samples before the window `heard` covers, the window, and
-    `neg_lag` after it; the lag found is between -`neg_lag` and `max_lag`. Both lags
-    are multiples of `DECIMATE`."""
-    d = DECIMATE
-    x = ref[:len(ref) // d * d].astype(np.float32).reshape(-1, d).mean(axis=1)
-    y = heard[:len(heard) // d * d].astype(np.float32).reshape(-1, d).mean(axis=1)
-    n = 1 << int(len(x) + len(y)).bit_length()
+    `neg_lag` after it; the lag found is between -`neg_lag` and `max_lag`, to a sample.
+
+    A room's early reflections, a fraction of a millisecond after the direct path,
+    make it a comb: at a coarser resolution (a decimated correlation) the direct
+    path's peak smears into theirs, and a later reflection's wins. At the full rate
+    it stands alone. The band above `ESTIMATE_TOP_HZ` is left out: there a little
+    speaker plays little, and a speech synthesiser's stored consonants match
+    across utterances that have nothing else in common."""
+    x, y = ref.astype(np.float32), heard.astype(np.float32)
+    n = 1 << (len(x) - 1).bit_length()      # the lags searched do not wrap around
     spec = np.fft.rfft(y, n) * np.conj(np.fft.rfft(x, n))
     spec /= np.abs(spec) + 1e-9
+    spec[int(n * ESTIMATE_TOP_HZ / rate):] = 0
     corr = np.fft.irfft(spec, n)
-    span = (max_lag + neg_lag) // d
+    span = max_lag + neg_lag
     # y[i] ~ x[i + max_lag - lag]: the peak sits at circular index lag - max_lag,
     # for lag from -neg_lag (index n - span) to max_lag (index 0).
     lags = np.concatenate((corr[n - span:], corr[:1]))
@@ -90,7 +99,7 @@ def find_lag(ref: Samples, heard: Samples, max_lag: int, neg_lag: int) -> int | 
     spread = float(np.std(lags))
     if spread <= 0 or (lags[peak] - float(np.mean(lags))) / spread < ESTIMATE_Z:
         return None
-    return peak * d - neg_lag
+    return peak - neg_lag
 
 
 def response_shift(before: np.ndarray, after: np.ndarray, most: int) -> float | None:
@@ -170,7 +179,7 @@ class DriftTracker:
 
     def observe_lag(self, k: int, lag: int) -> bool:
         """A delay estimate (`find_lag`, against the device times, so unmoved by the
-        reading) `lag` at mic sample `k`. Coarse (`DECIMATE` samples), but it sees a
+        reading) `lag` at mic sample `k`. Coarse (whole samples), but it sees a
         drift the filter cannot follow: when the lags of the last `DRIFT_LAG_WINDOW_S`
         trend away from `ratio` by more than `DRIFT_COARSE`, steadily (`_steady`),
         `ratio` takes their trend (the median of their pairwise slopes); True when it
@@ -211,7 +220,7 @@ def _steady(points: list[tuple[int, int]]) -> bool:
     """Whether lags move steadily (drift), not in a step (another peak won, the echo
     moved): the medians of four quarters of them move the same way from each quarter
     to the next, by about as much each time (none more than twice the mean, plus
-    `DECIMATE`)."""
+    `STEADY_SLACK`)."""
     quarter = len(points) / 4
     medians = [float(np.median([lag for _, lag in points[round(i * quarter):
                                                          round((i + 1) * quarter)]]))
@@ -220,7 +229,7 @@ def _steady(points: list[tuple[int, int]]) -> bool:
     if not (np.all(steps > 0) or np.all(steps < 0)):
         return False
     size = np.abs(steps)
-    return bool(size.max() <= 2 * size.mean() + DECIMATE)
+    return bool(size.max() <= 2 * size.mean() + STEADY_SLACK)
 
 
 def _trend(points: list[tuple[int, int]], apart: float) -> float | None:
