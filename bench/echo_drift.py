@@ -1,26 +1,32 @@
 """Benchmark: the canceller against clock drift between the mic and the speaker (not a test).
 
     .venv/bin/python bench/echo_drift.py [--jobs 2] [--seconds 120] [--ppm 0 2 5 20 50 150]
+        [--delay-ms 60] [--echo-db 6]
 
 Separate capture and playback devices (a USB microphone and the Pi's headphone
 jack) run on separate clocks, which differ by some parts per million: the echo
 then comes a little later (or earlier) every second. The scene: a reply of
 2.5 s every 5 s from 1 s on (espeak-ng speech when installed), heard by a bare
-mic through a 60 ms room with a 250 ms tail, the echo 6 dB over the user's
-level of `bench/echo.py`, a little room noise and no user. The mic's clock
+mic through a room with a 250 ms tail (60 ms late and the echo 6 dB over the
+user's level of `bench/echo.py` unless `--delay-ms` and `--echo-db` list
+others), a little room noise and no user. The mic's clock
 runs `ppm` faster than the speaker's: the echo is resampled by that ratio
 (soxr, very high quality), and comes later every second. Both devices
 report the times of their nominal rates, as a shared clock would: the
-canceller finds the drift from the echo alone.
+canceller finds the drift from the echo alone. The speaker's period is handed
+to the canceller a period before it plays, as the engine renders it: an echo
+that comes earlier every second (a negative drift) is read from samples
+already rendered, never from ones still to come.
 
-Each drift runs twice through `core.echo` with Speex (20 ms periods, as the
-engine's pump runs it): with the guard off, for Speex's own ERLE (median over
+Each drift, in each room, runs twice through `core.echo` with Speex (20 ms
+periods, as the engine's pump runs it): with the guard off, for Speex's own ERLE (median over
 the replies from 30 s on, each measured over its first 2.4 s), and with the
 guard on, as the daemon runs it, whose uplink the simulated service's turn
 detector (`swaramd.demo.vad.EnergyVad`) hears: with no user in the scene, each
-speech start would cancel a reply. It prints, per drift, those starts, the
-ERLE, the drift the canceller found (status's `drift_ppm`), the guard's
-state at the end and the seconds it held the mic.
+speech start would cancel a reply. It prints, per drift and room, those
+starts, the ERLE, the drift the canceller found (status's `drift_ppm`), the
+guard's state at the end and the seconds it held the mic; then the starts in
+all and the mean seconds held.
 Deterministic. Figures: docs/performance.md.
 """
 
@@ -58,12 +64,13 @@ def replies(n: int) -> np.ndarray:
     return ref
 
 
-def scene(seconds: int, ppm: float) -> tuple[np.ndarray, np.ndarray]:
+def scene(seconds: int, ppm: float, delay_ms: float = DELAY_MS,
+          echo_db: float = ECHO_DB) -> tuple[np.ndarray, np.ndarray]:
     """The mic and the speaker (PCM16) of a room whose mic clock runs `ppm` fast."""
     n = seconds * R
     ref = replies(n)
-    echo = room.scale_to(room.echo_of(ref, room.room_response(DELAY_MS, 250)),
-                         USER_RMS * 10 ** (ECHO_DB / 20))
+    echo = room.scale_to(room.echo_of(ref, room.room_response(delay_ms, 250)),
+                         USER_RMS * 10 ** (echo_db / 20))
     if ppm:
         echo = soxr.resample(echo, R, R * (1 + ppm * 1e-6), quality="VHQ")[:n]
         echo = np.pad(echo, (0, n - len(echo)))       # a slower mic: a few samples short
@@ -71,21 +78,24 @@ def scene(seconds: int, ppm: float) -> tuple[np.ndarray, np.ndarray]:
     return room.to_pcm(echo + noise), room.to_pcm(ref)
 
 
-def run(job: tuple[int, float]) -> tuple[float, list[float], float | None, str, float,
-                                          float | None]:
-    """One drift: the guarded run's speech starts, the unguarded median ERLE, the guard's
-    state at the end, the seconds it held the mic and the drift it found."""
-    seconds, ppm = job
-    mic, speaker = scene(seconds, ppm)
+def run(job: tuple[int, float, float, float]) -> tuple[list[float], float | None, str, float,
+                                                      float | None]:
+    """One drift in one room: the guarded run's speech starts, the unguarded median ERLE,
+    the guard's state at the end, the seconds it held the mic and the drift it found."""
+    seconds, ppm, delay_ms, echo_db = job
+    mic, speaker = scene(seconds, ppm, delay_ms, echo_db)
     erles: list[float] = []
     outs: list[np.ndarray] = []
     guarded_ec = EchoCanceller(SpeexEchoKernel(PERIOD, int(R * 0.3), R), R)
     bare_ec = EchoCanceller(SpeexEchoKernel(PERIOD, int(R * 0.3), R), R, guarded=False)
     probe = int(3.4 * R) // PERIOD * PERIOD        # 2.4 s into each reply
+    for ec in (guarded_ec, bare_ec):
+        ec.push_reference(speaker[:PERIOD], 100.0)
     for i in range(0, len(mic) - PERIOD + 1, PERIOD):
         t = 100.0 + i / R
+        ahead = speaker[i + PERIOD:i + 2 * PERIOD]     # rendered a period before it plays
         for ec in (guarded_ec, bare_ec):
-            ec.push_reference(speaker[i:i + PERIOD], t)
+            ec.push_reference(ahead, t + PERIOD / R)
         outs.append(guarded_ec.process(mic[i:i + PERIOD], t))
         bare_ec.process(mic[i:i + PERIOD], t)
         if i >= 30 * R and i % (5 * R) == probe:
@@ -94,7 +104,7 @@ def run(job: tuple[int, float]) -> tuple[float, list[float], float | None, str, 
                 erles.append(erle)
     starts = [c.audio_ms / 1000 for c in EnergyVad().feed(np.concatenate(outs)) if c.started]
     stats = guarded_ec.stats()
-    return (ppm, starts, float(np.median(erles)) if erles else None, stats.guard.value,
+    return (starts, float(np.median(erles)) if erles else None, stats.guard.value,
             stats.held_s, stats.drift_ppm)
 
 
@@ -103,18 +113,26 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seconds", type=int, default=120)
     ap.add_argument("--ppm", type=float, nargs="+", default=[0, 2, 5, 20, 50, 150])
+    ap.add_argument("--delay-ms", type=float, nargs="+", default=[DELAY_MS])
+    ap.add_argument("--echo-db", type=float, nargs="+", default=[ECHO_DB])
     args = ap.parse_args()
-    print(f"room: delay {DELAY_MS} ms, tail 250 ms, echo {ECHO_DB:+g} dB over the user; "
-          f"{args.seconds} s, a reply of 2.5 s every 5 s")
+    print(f"{args.seconds} s, a reply of 2.5 s every 5 s; tail 250 ms")
+    jobs = [(args.seconds, ppm, d, db) for ppm in args.ppm for d in args.delay_ms
+            for db in args.echo_db]
+    total, held_s = 0, 0.0
     with ProcessPoolExecutor(args.jobs) as pool:
-        for ppm, starts, erle, guard, held, found in pool.map(
-                run, [(args.seconds, ppm) for ppm in args.ppm]):
+        for (_, ppm, d, db), (starts, erle, guard, held, found) in zip(
+                jobs, pool.map(run, jobs), strict=True):
+            total += len(starts)
+            held_s += held
             shown = ", ".join(f"{s:.1f}" for s in starts[:8]) + (" ..." if len(starts) > 8 else "")
-            print(f"drift {ppm:5g} ppm: Speex ERLE {'-' if erle is None else f'{erle:4.1f}'} dB "
-                  f"(median, replies from 30 s); drift found "
-                  f"{'-' if found is None else f'{found:6.1f}'} ppm; guard {guard}, "
+            print(f"drift {ppm:5g} ppm, room {d:g} ms {db:+g} dB: Speex ERLE "
+                  f"{'-' if erle is None else f'{erle:4.1f}'} dB (median, replies from 30 s); "
+                  f"drift found {'-' if found is None else f'{found:6.1f}'} ppm; guard {guard}, "
                   f"held {held:5.1f} s; "
                   f"{len(starts)} speech starts" + (f" at {shown} s" if starts else ""))
+    print(f"in all: {total} speech starts in {len(jobs)} runs; the mic held "
+          f"{held_s / len(jobs):.1f} s per run on average")
 
 
 if __name__ == "__main__":

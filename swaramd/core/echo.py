@@ -30,6 +30,10 @@ Rules this module keeps:
   cannot follow); the reference is then read where the drift has taken it,
   whole samples through the alignment (not counted as moves) and the
   fraction through a windowed sinc. Status shows the drift (`drift_ppm`).
+  Until a drift is found the filter learns an echo that moves under it, and
+  learns it smeared; when the drift found moved the echo more than
+  `SMEARED_SAMPLES` meanwhile, the filter starts again from zero and the
+  guard holds the mic while it learns.
 - The acoustic delay is estimated now and then by a cross-correlation
   (phase transform, on two seconds of audio at the full rate;
   `core.echo_timing`) while the speaker plays; two agreeing estimates move
@@ -85,6 +89,7 @@ from swaramd.core.echo_timing import (
     DriftTracker,
     FractionalReader,
     StreamClock,
+    energy_centre,
     find_lag,
 )
 from swaramd.core.protocol import WIRE_RATE
@@ -106,6 +111,7 @@ NO_ECHO_AFTER_S = 0.5      # an estimate finding no echo counts once the speaker
 DRIFT_CHECK_DB = 25.0      # converged under this ERLE, delay estimates still run (drift)
 RESPONSE_EVERY_S = 1.0     # the filter's impulse response is read this often while it plays
 RESPONSE_ERLE_DB = 6.0     # ... when ERLE is at least this
+SMEARED_SAMPLES = 0.5      # a drift found moved the echo this far under the filter: reset
 WARM_UP_S = 4.0            # audio replayed through the filter once the delay is known
 WARM_UP_PASSES = 3
 WARM_UP_FRAMES = 8         # replayed kernel frames per captured frame (spreads the cost)
@@ -124,6 +130,9 @@ class EchoKernel(Protocol):
     def impulse_response(self) -> NDArray[Any] | None:
         """The filter's impulse response as learnt (one tap per reference sample, from
         the aligned reference on), or None where the kernel cannot tell."""
+
+    def reset(self) -> None:
+        """Forget the learnt echo path: the filter starts again from zero."""
 
 
 class MicStep(Protocol):
@@ -210,7 +219,8 @@ class EchoCanceller:
         self._read_pos: int | None = None
         self._shift = 0                  # reference samples the read lags the device time
         self._delay: int | None = None   # estimated echo delay, samples
-        self._recent_lags: list[int] = []
+        self._recent_lags: list[float] = []
+        self._lag_at = 0.0               # the mic position the last estimate stands for
         self._next_estimate = 0
         self._active_until = -1          # mic index until which the speaker counts as playing
         self._active_e = level(ACTIVE_DBFS)
@@ -232,6 +242,7 @@ class EchoCanceller:
         self._phase = 0.0                # the drift's sub-sample part: the read is this early
         self._drift_steps = 0            # ... and its whole samples since the alignment
         self._next_response = 0
+        self._followed = (0.0, 0)        # the drift the reading follows, and since when
 
     # --- inputs --------------------------------------------------------------
 
@@ -482,13 +493,33 @@ class EchoCanceller:
         self._phase = phase - whole
 
     def _observe_response(self) -> None:
-        """Show the drift tracker the filter's impulse response (while it cancels)."""
+        """Show the drift tracker the filter's impulse response (while it cancels): from
+        ERLE `RESPONSE_ERLE_DB` on until a drift is found (the later it is found, the more
+        the filter smears), then only while the guard has converged (a filter that
+        learns again moves its response as it learns, which is not drift)."""
         self._next_response = self._mic_count + int(self.rate * RESPONSE_EVERY_S)
-        if self._guardian.erle_below(RESPONSE_ERLE_DB):
+        if (self._drift.updates and self.guard is not Guard.CONVERGED) or \
+                self._guardian.erle_below(RESPONSE_ERLE_DB):
             return
         h = self.kernel.impulse_response()
-        if h is not None:
-            self._drift.observe(self._mic_count, h)
+        if h is not None and self._drift.observe(self._mic_count, h):
+            self._drift_found()
+
+    def _drift_found(self) -> None:
+        """The tracker has updated the drift. Since the filter started (or the last
+        update), the reading followed the drift as it was, and the echo moved under the
+        filter by the difference: what it learnt is smeared, worst at high frequencies,
+        which it then unlearns slowly, for seconds a residual the guard can take for the
+        user. When the echo moved more than `SMEARED_SAMPLES` meanwhile, the filter
+        starts again from zero, under the new reading, and the guard holds the mic while
+        it learns."""
+        ratio, since = self._followed
+        self._followed = (self._drift.ratio, self._mic_count)
+        if abs(self._drift.ratio - ratio) * (self._mic_count - since) <= SMEARED_SAMPLES:
+            return
+        self.kernel.reset()
+        self._drift.filter_reset()
+        self._relearn()
 
     def _read_ref(self, pos: int, out: Samples) -> None:
         """Copy reference samples [pos, pos+len(out)) into `out`; zeros where not held."""
@@ -578,7 +609,8 @@ class EchoCanceller:
             self._found_none = self._delay is None and \
                 self._mic_count - self._playing_from >= self.rate * NO_ECHO_AFTER_S
             return
-        self._drift.observe_lag(self._mic_count, lag)
+        if self._drift.observe_lag(self._lag_at, lag):
+            self._drift_found()
         recent = self._recent_lags
         recent.append(lag)
         del recent[:-2]
@@ -601,7 +633,8 @@ class EchoCanceller:
         end = self._mic_count - self.frame
         return self._estimate_lag(self._recent_out(self._est_len), end) is not None
 
-    def _estimate_lag(self, heard: Samples | None = None, end: int | None = None) -> int | None:
+    def _estimate_lag(self, heard: Samples | None = None,
+                      end: int | None = None) -> float | None:
         """The echo's delay behind the device-time alignment, in samples, or None: in the
         last `_est_len` mic samples, or in `heard`, the samples up to position `end`."""
         w, neg = self._est_len, self._neg_lag
@@ -612,11 +645,18 @@ class EchoCanceller:
         if _energy(ref) < level(ACTIVE_DBFS):
             return None
         heard = self._recent_mic(w) if heard is None else heard
-        return find_lag(ref, heard, self._max_lag, neg, self.rate)
+        lag = find_lag(ref, heard, self._max_lag, neg, self.rate)
+        if lag is not None:
+            # The window's own time: where its echo is, weighed by energy (a reply that
+            # starts or ends inside it puts it off the window's middle).
+            a = self._max_lag - round(lag)
+            self._lag_at = k0 + energy_centre(ref[a:a + w])
+        return lag
 
-    def _set_delay(self, lag: int) -> None:
+    def _set_delay(self, found: float) -> None:
         # The filter starts `guard` before the echo, never later than the device times
         # say (a delay under the guard), nor later than the echo (a negative delay).
+        lag = round(found)
         shift = lag - self._lead if lag >= self._lead else min(0, lag)
         first = self._delay is None
         self._delay = lag

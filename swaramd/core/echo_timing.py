@@ -73,11 +73,12 @@ class StreamClock:
 
 
 def find_lag(ref: Samples, heard: Samples, max_lag: int, neg_lag: int,
-             rate: int = WIRE_RATE) -> int | None:
+             rate: int = WIRE_RATE) -> float | None:
     """How many samples `heard` trails its echo's source in `ref`, or None.
 
     `ref` holds `max_lag` samples before the window `heard` covers, the window, and
-    `neg_lag` after it; the lag found is between -`neg_lag` and `max_lag`, to a sample.
+    `neg_lag` after it; the lag found is between -`neg_lag` and `max_lag`, to a
+    fraction of a sample (a parabola through the peak and its two neighbours).
 
     A room's early reflections, a fraction of a millisecond after the direct path,
     make it a comb: at a coarser resolution (a decimated correlation) the direct
@@ -99,7 +100,25 @@ def find_lag(ref: Samples, heard: Samples, max_lag: int, neg_lag: int,
     spread = float(np.std(lags))
     if spread <= 0 or (lags[peak] - float(np.mean(lags))) / spread < ESTIMATE_Z:
         return None
-    return peak - neg_lag
+    if 0 < peak < len(lags) - 1:                # the peak between samples: a parabola
+        a, b, c = (float(v) for v in lags[peak - 1:peak + 2])
+        bend = a - 2 * b + c
+        if bend < 0:
+            return peak - neg_lag + 0.5 * (a - c) / bend
+    return float(peak - neg_lag)
+
+
+def energy_centre(x: Samples, block: int = 480) -> float:
+    """Where in `x` its energy sits: the energy-weighted mean of its blocks' middles
+    (the middle of `x` when it is silent)."""
+    n = len(x) // block
+    if n == 0:
+        return len(x) / 2
+    e = np.square(x[:n * block].astype(np.float32)).reshape(n, block).sum(axis=1)
+    total = float(e.sum())
+    if total <= 0:
+        return len(x) / 2
+    return float(np.dot(e, np.arange(n) + 0.5)) * block / total
 
 
 def response_shift(before: np.ndarray, after: np.ndarray, most: int) -> float | None:
@@ -148,7 +167,7 @@ class DriftTracker:
         self._last: np.ndarray | None = None
         self._moved = 0.0                # summed shifts of the response
         self._points: list[tuple[int, float]] = []
-        self._lags: list[tuple[int, int]] = []
+        self._lags: list[tuple[float, float]] = []
 
     def observe(self, k: int, response: np.ndarray) -> bool:
         """The filter's impulse response when the mic reached sample `k`; True when that
@@ -177,10 +196,11 @@ class DriftTracker:
         self.updates += 1
         return True
 
-    def observe_lag(self, k: int, lag: int) -> bool:
+    def observe_lag(self, k: float, lag: float) -> bool:
         """A delay estimate (`find_lag`, against the device times, so unmoved by the
-        reading) `lag` at mic sample `k`. Coarse (whole samples), but it sees a
-        drift the filter cannot follow: when the lags of the last `DRIFT_LAG_WINDOW_S`
+        reading) `lag`, standing for mic sample `k` (the middle of the echo it heard).
+        Coarser than the filter's response, but it sees a drift the filter cannot
+        follow: when the lags of the last `DRIFT_LAG_WINDOW_S`
         trend away from `ratio` by more than `DRIFT_COARSE`, steadily (`_steady`),
         `ratio` takes their trend (the median of their pairwise slopes); True when it
         did."""
@@ -204,19 +224,24 @@ class DriftTracker:
             return False
         self.ratio = trend
         self.updates += 1
-        self._points.clear()
+        self.filter_reset()
         lags.clear()
         return True
 
     def restart(self) -> None:
         """The reference moved under the filter (a new alignment), or the devices were
         reopened (a new time base for the delay estimates): start again."""
-        self._points.clear()
+        self.filter_reset()
         self._lags.clear()
+
+    def filter_reset(self) -> None:
+        """The filter starts again from zero: its response moves while it learns, so the
+        readings start again (the delay estimates, against the device times, stand)."""
+        self._points.clear()
         self._last = None
 
 
-def _steady(points: list[tuple[int, int]]) -> bool:
+def _steady(points: list[tuple[float, float]]) -> bool:
     """Whether lags move steadily (drift), not in a step (another peak won, the echo
     moved): the medians of four quarters of them move the same way from each quarter
     to the next, by about as much each time (none more than twice the mean, plus
@@ -232,7 +257,7 @@ def _steady(points: list[tuple[int, int]]) -> bool:
     return bool(size.max() <= 2 * size.mean() + STEADY_SLACK)
 
 
-def _trend(points: list[tuple[int, int]], apart: float) -> float | None:
+def _trend(points: list[tuple[float, float]], apart: float) -> float | None:
     """The median slope over pairs of `points` at least `apart` from each other (a line
     that a few wild points do not move), or None with fewer than `DRIFT_LAG_POINTS`."""
     slopes = [(b[1] - a[1]) / (b[0] - a[0]) for i, a in enumerate(points)

@@ -40,7 +40,7 @@ def _heard(ref: np.ndarray, lag: int, seed: int = 1) -> np.ndarray:
 def test_the_lag_of_an_echo_is_found_across_the_range(lag: int) -> None:
     ref = _reference(seed=lag & 0xffff)
     found = find_lag(ref, _heard(ref, lag), MAX_LAG, NEG_LAG)
-    assert found == lag
+    assert found is not None and abs(found - lag) < 0.5
 
 
 def test_a_mic_that_hears_something_else_gives_no_lag() -> None:
