@@ -13,10 +13,10 @@ times, and the user's utterances, in `DIR/run-K.npz`. `--echo-db` sets the room'
 and guard of this tree, and runs the simulated service's turn detector
 (`swaramd.demo.vad.EnergyVad`) on what comes out. It prints, per run, the
 speech starts outside the user's utterances (each one a reply the service
-would cancel) and whether the output is identical to what the live run
-sent (it is when this tree recorded it). To judge another commit's guard on
-the same runs, copy this file into a worktree of that commit and replay
-there. docs/performance.md has the figures.
+would cancel), how many utterances a start falls in, and whether the
+output is identical to what the live run sent (it is when this tree
+recorded it). To judge another commit's guard on the same runs, copy this
+file into a worktree of that commit and replay there. docs/performance.md has the figures.
 """
 
 from __future__ import annotations
@@ -77,9 +77,10 @@ def record(out: Path, runs: int, wake_word: bool, echo_db: float | None) -> None
         print(f"run {k}: exit {code}", flush=True)
 
 
-def replay(path: Path) -> tuple[list[float], bool]:
-    """The false speech starts (s) of one recorded run through this tree's canceller, and
-    whether its output is what the live run sent."""
+def replay(path: Path) -> tuple[list[float], int, int, bool]:
+    """The false speech starts (s) of one recorded run through this tree's canceller, how
+    many of the user's utterances (the wake word included) a start falls in, of how
+    many, and whether its output is what the live run sent."""
     rec = np.load(path)
     canceller = echo.EchoCanceller(SpeexEchoKernel(RATE * ECHO_FRAME_MS // 1000,
                                                    RATE * ECHO_FILTER_MS // 1000, RATE), RATE)
@@ -95,7 +96,8 @@ def replay(path: Path) -> tuple[list[float], bool]:
     spans = [(float(a), float(b)) for a, b in rec["spans"]]   # the user's, as recorded
     starts = [c.audio_ms / 1000 for c in EnergyVad().feed(out) if c.started]
     false = [s for s in starts if not any(a - LEAD_S <= s <= b for a, b in spans)]
-    return false, bool(np.array_equal(out, rec["sent"]))
+    heard = sum(any(a - LEAD_S <= s <= b for s in starts) for a, b in spans)
+    return false, heard, len(spans), bool(np.array_equal(out, rec["sent"]))
 
 
 def main() -> None:
@@ -113,13 +115,17 @@ def main() -> None:
         record(args.dir, args.runs, args.wake_word, args.echo_db)
         return
     runs = sorted(args.dir.glob("run-*.npz"))
-    bad = 0
+    bad = heard_all = said_all = 0
     for path in runs:
-        false, same = replay(path)
+        false, heard, said, same = replay(path)
         bad += bool(false)
+        heard_all += heard
+        said_all += said
         print(f"{path.name}: {len(false)} false speech starts "
-              f"{[round(s, 2) for s in false]}; output {'as' if same else 'unlike'} the live run")
-    print(f"{bad} of {len(runs)} runs would have cancelled a reply")
+              f"{[round(s, 2) for s in false]}; {heard} of {said} utterances heard; "
+              f"output {'as' if same else 'unlike'} the live run")
+    print(f"{bad} of {len(runs)} runs would have cancelled a reply; "
+          f"{heard_all} of {said_all} utterances heard")
 
 
 if __name__ == "__main__":
