@@ -518,7 +518,7 @@ class EchoCanceller:
         if abs(self._drift.ratio - ratio) * (self._mic_count - since) <= SMEARED_SAMPLES:
             return
         self.kernel.reset()
-        self._drift.filter_reset()
+        self._drift.forget_response()
         self._relearn()
 
     def _read_ref(self, pos: int, out: Samples) -> None:

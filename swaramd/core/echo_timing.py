@@ -224,19 +224,20 @@ class DriftTracker:
             return False
         self.ratio = trend
         self.updates += 1
-        self.filter_reset()
+        self.forget_response()
         lags.clear()
         return True
 
     def restart(self) -> None:
         """The reference moved under the filter (a new alignment), or the devices were
         reopened (a new time base for the delay estimates): start again."""
-        self.filter_reset()
+        self.forget_response()
         self._lags.clear()
 
-    def filter_reset(self) -> None:
-        """The filter starts again from zero: its response moves while it learns, so the
-        readings start again (the delay estimates, against the device times, stand)."""
+    def forget_response(self) -> None:
+        """Start the response readings again: the filter starts again from zero (its
+        response moves while it learns), or the reading changed speed (a coarse update).
+        The delay estimates, against the device times, stand."""
         self._points.clear()
         self._last = None
 

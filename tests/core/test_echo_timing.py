@@ -11,6 +11,7 @@ from swaramd.core.echo_timing import (
     DriftTracker,
     FractionalReader,
     StreamClock,
+    energy_centre,
     find_lag,
     response_shift,
 )
@@ -169,3 +170,24 @@ def test_the_direct_path_is_found_past_early_reflections(extra: int) -> None:
         found = find_lag(ref[end - W - MAX_LAG:end + NEG_LAG], echo[end - W:end],
                          MAX_LAG, NEG_LAG)
         assert found is not None and abs(found - lag) <= 1, (end / RATE, found)
+
+
+@pytest.mark.parametrize("fraction", [0.25, 0.5, 0.75])
+def test_a_lag_between_samples_is_found_to_a_fraction(fraction: float) -> None:
+    reply = np.concatenate([room.speech(s, "en", seed=i) for i, s in enumerate(room.SENTENCES)])
+    lag = 1_440 + fraction
+    spectrum = np.fft.rfft(reply) * np.exp(-2j * np.pi * np.fft.rfftfreq(len(reply)) * lag)
+    echo = room.to_pcm((np.fft.irfft(spectrum, len(reply)) * 0.5).astype(np.float32))
+    ref = room.to_pcm(reply)
+    end = W + MAX_LAG + RATE
+    found = find_lag(ref[end - W - MAX_LAG:end + NEG_LAG], echo[end - W:end], MAX_LAG, NEG_LAG)
+    assert found is not None and abs(found - lag) < 0.1
+
+
+def test_the_energy_centre_is_where_the_sound_is() -> None:
+    x = np.zeros(48_000, np.int16)
+    x[30_000:36_000] = 1000                      # a burst from 30 000 to 36 000
+    assert energy_centre(x) == pytest.approx(33_000, abs=240)
+    x[:6_000] = 1000                             # and an equal one at the start
+    assert energy_centre(x) == pytest.approx(18_000, abs=240)
+    assert energy_centre(np.zeros(48_000, np.int16)) == 24_000
