@@ -40,7 +40,10 @@ Rules this module keeps:
   turned up, a reverberant stretch the filter under-models) leaves an output
   shaped like the estimate, and an echo quieter than it expects or moved
   leaves the estimate subtracted where it is not; the user's voice is
-  neither. Just after
+  neither. A burst of residual follows the estimate at first and then less:
+  a frame right after `BURST_FRAMES` or more that followed it, and within
+  `BURST_MARGIN_DB` of the residual held, is that burst, not the user (a
+  voice stands far above the residual). Just after
   the speaker falls silent (`tail`), the mic holds only the echo's dying
   tail, which a filter models worst: there the user must also be louder than
   the mic's peak while the speaker played, falling `TAIL_DECAY_DB_S`. Any
@@ -94,6 +97,8 @@ RESIDUAL_MARGIN_DB = 6.0   # ... if this far over the residual echo held from ec
 RESIDUAL_DECAY_DB_S = 20.0  # which falls this fast,
 FOLLOWS_MAX = 0.2          # and if its output follows the echo estimate (or its negative)
                            # less than this
+BURST_FRAMES = 2           # ... nor continues this many frames that followed it in a row
+BURST_MARGIN_DB = 12.0     # ... within this much of the residual held
 CHANGED_FOLLOWS = 0.5      # frames that look like the user but follow the estimate this closely
 CHANGED_SHARE = 0.6        # ... in this share of such frames: the echo has changed
 CHANGED_FRAMES = 15        # ... a share running over about this many of them
@@ -106,6 +111,7 @@ NO_ECHO_DB = 3.0           # the mic no louder than this over its rest while pla
 CLIP = 32000               # a mic sample this large was clipped on the way in
 _NO_ECHO = 10 ** (NO_ECHO_DB / 10)
 _RESIDUAL_MARGIN = 10 ** (RESIDUAL_MARGIN_DB / 10)
+_BURST_MARGIN = 10 ** (BURST_MARGIN_DB / 10)
 
 
 class Guard(StrEnum):
@@ -148,6 +154,7 @@ class EchoGuard:
         self._tail_fall = 10 ** (-TAIL_DECAY_DB_S * frame / rate / 10)
         self._suppress = 1.0             # mean energy gain while playing, over ~1 s
         self._changed = 0.0              # running share of user-like frames that follow
+        self._followed = 0               # frames in a row whose output followed the estimate
         self._gain = 0.0
         self._ramp = (np.arange(frame, dtype=np.float32) + 1) / frame
         self._buf = np.zeros(frame, dtype=np.float32)
@@ -201,6 +208,7 @@ class EchoGuard:
             gain = self._residual_gain(mic_e, out_e, clipped, mic_v, out_v, tail, follows)
             if self._changed > CHANGED_SHARE:
                 self.relearn()              # the echo changed: hold from the next frame
+        self._followed = self._followed + 1 if abs(follows) >= FOLLOWS_MAX else 0
         self._suppress += (gain * gain - self._suppress) * self.frame / (self.rate * ERLE_WINDOW_S)
         return gain
 
@@ -293,7 +301,7 @@ class EchoGuard:
             gain_db = min(0.0, e_db)                   # no echo to speak of
         elif e_v < self._floor_db - NEAR_END_MARGIN_DB and \
                 out_v > max(self._residual, self._noise_v) * _RESIDUAL_MARGIN and \
-                (not tail or mic_e > self._echo_env) and self._not_the_echo(follows):
+                (not tail or mic_e > self._echo_env) and self._not_the_echo(follows, out_v):
             self._floor_db -= FLOOR_LEAK_DB_S * step   # the user: passes
             self._residual *= self._residual_fall
             gain_db = min(0.0, e_db)
@@ -304,13 +312,16 @@ class EchoGuard:
             gain_db = min(0.0, e_db - TARGET_DB, self._to_rest_db(out_e))
         return 1.0 if gain_db >= 0.0 else float(10 ** (gain_db / 20))
 
-    def _not_the_echo(self, follows: float) -> bool:
-        """Whether a frame that looks like the user by its energies is the user by its
-        correlation with the echo estimate (`follows`); counts it in the running share
+    def _not_the_echo(self, follows: float, out_v: float) -> bool:
+        """Whether a frame that looks like the user by its energies (its voice-weighted
+        output `out_v`) is the user by its correlation with the echo estimate
+        (`follows`), its own and the frames' before it; counts it in the running share
         that tells a changed echo."""
         strong = abs(follows) >= CHANGED_FOLLOWS
         self._changed += (strong - self._changed) / CHANGED_FRAMES
-        return abs(follows) < FOLLOWS_MAX
+        burst = self._followed >= BURST_FRAMES and \
+            out_v < max(self._residual, self._noise_v) * _BURST_MARGIN
+        return abs(follows) < FOLLOWS_MAX and not burst
 
     def _hold_residual(self, out_v: float) -> None:
         """Hold the voice-weighted energy of an echo frame's output as the residual to

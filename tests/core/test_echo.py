@@ -486,6 +486,23 @@ def test_a_drift_found_late_does_not_leave_the_echo_smeared(ppm):
     assert drift is not None and drift == pytest.approx(ppm, abs=1)
 
 
+@pytest.mark.parametrize("tail_ms", [250, 500])
+def test_a_burst_of_residual_that_followed_the_estimate_stays_echo(tail_ms):
+    # A 150 ms room, the reply alone: 9.6 s in, the filter's residual rises for six
+    # frames, 10 dB over the residual held from echo frames. Its first frames follow
+    # the echo estimate (echo), the next ones no longer do, and by their energies
+    # they are the user: three of them in a row would be a speech start. A burst
+    # that followed the estimate stays echo while it stays near the residual.
+    n = 12 * R
+    reply = np.concatenate([room.speech(s, "en", seed=i) for i, s in enumerate(room.SENTENCES)])
+    ref = np.zeros(n, np.float32)
+    ref[:n] = np.tile(reply, 2)[:n]
+    echo = room.scale_to(room.echo_of(ref, room.room_response(150, tail_ms)), 2 * USER_RMS)
+    noise = np.random.default_rng(5).standard_normal(n).astype(np.float32) * USER_RMS / 100
+    _, _, out = run_counted(echo + noise, ref)
+    assert [c.audio_ms / 1000 for c in EnergyVad().feed(out) if c.started] == []
+
+
 def test_replies_in_a_learnt_room_are_never_heard_as_speech():
     # Replies every 5 s in a 60 ms room, the echo 6 dB over the user's level. At a loud
     # word's onset the output can follow the negative of the filter's echo estimate
