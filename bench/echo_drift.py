@@ -79,9 +79,10 @@ def scene(seconds: int, ppm: float, delay_ms: float = DELAY_MS,
 
 
 def run(job: tuple[int, float, float, float]) -> tuple[list[float], float | None, str, float,
-                                                      float | None]:
+                                                      float | None, float | None]:
     """One drift in one room: the guarded run's speech starts, the unguarded median ERLE,
-    the guard's state at the end, the seconds it held the mic and the drift it found."""
+    the guard's state at the end, the seconds it held the mic, the drift it found and
+    when it first found one (s, to a second)."""
     seconds, ppm, delay_ms, echo_db = job
     mic, speaker = scene(seconds, ppm, delay_ms, echo_db)
     erles: list[float] = []
@@ -89,6 +90,7 @@ def run(job: tuple[int, float, float, float]) -> tuple[list[float], float | None
     guarded_ec = EchoCanceller(SpeexEchoKernel(PERIOD, int(R * 0.3), R), R)
     bare_ec = EchoCanceller(SpeexEchoKernel(PERIOD, int(R * 0.3), R), R, guarded=False)
     probe = int(3.4 * R) // PERIOD * PERIOD        # 2.4 s into each reply
+    first: float | None = None
     for ec in (guarded_ec, bare_ec):
         ec.push_reference(speaker[:PERIOD], 100.0)
     for i in range(0, len(mic) - PERIOD + 1, PERIOD):
@@ -97,6 +99,8 @@ def run(job: tuple[int, float, float, float]) -> tuple[list[float], float | None
         for ec in (guarded_ec, bare_ec):
             ec.push_reference(ahead, t + PERIOD / R)
         outs.append(guarded_ec.process(mic[i:i + PERIOD], t))
+        if first is None and i % R == 0 and guarded_ec.stats().drift_ppm is not None:
+            first = i / R
         bare_ec.process(mic[i:i + PERIOD], t)
         if i >= 30 * R and i % (5 * R) == probe:
             erle = bare_ec.stats().erle_db
@@ -105,7 +109,7 @@ def run(job: tuple[int, float, float, float]) -> tuple[list[float], float | None
     starts = [c.audio_ms / 1000 for c in EnergyVad().feed(np.concatenate(outs)) if c.started]
     stats = guarded_ec.stats()
     return (starts, float(np.median(erles)) if erles else None, stats.guard.value,
-            stats.held_s, stats.drift_ppm)
+            stats.held_s, stats.drift_ppm, first)
 
 
 def main() -> None:
@@ -121,14 +125,15 @@ def main() -> None:
             for db in args.echo_db]
     total, held_s = 0, 0.0
     with ProcessPoolExecutor(args.jobs) as pool:
-        for (_, ppm, d, db), (starts, erle, guard, held, found) in zip(
+        for (_, ppm, d, db), (starts, erle, guard, held, found, first) in zip(
                 jobs, pool.map(run, jobs), strict=True):
             total += len(starts)
             held_s += held
             shown = ", ".join(f"{s:.1f}" for s in starts[:8]) + (" ..." if len(starts) > 8 else "")
             print(f"drift {ppm:5g} ppm, room {d:g} ms {db:+g} dB: Speex ERLE "
                   f"{'-' if erle is None else f'{erle:4.1f}'} dB (median, replies from 30 s); "
-                  f"drift found {'-' if found is None else f'{found:6.1f}'} ppm; guard {guard}, "
+                  f"drift found {'-' if found is None else f'{found:6.1f}'} ppm "
+                  f"(first at {'-' if first is None else f'{first:.0f}'} s); guard {guard}, "
                   f"held {held:5.1f} s; "
                   f"{len(starts)} speech starts" + (f" at {shown} s" if starts else ""))
     print(f"in all: {total} speech starts in {len(jobs)} runs; the mic held "

@@ -112,6 +112,7 @@ DRIFT_CHECK_DB = 25.0      # converged under this ERLE, delay estimates still ru
 RESPONSE_EVERY_S = 1.0     # the filter's impulse response is read this often while it plays
 RESPONSE_ERLE_DB = 6.0     # ... when ERLE is at least this
 SMEARED_SAMPLES = 0.5      # a drift found moved the echo this far under the filter: reset
+SMEARED_MIN_DRIFT = 1e-6   # ... when it differs from the one followed by this much
 WARM_UP_S = 4.0            # audio replayed through the filter once the delay is known
 WARM_UP_PASSES = 3
 WARM_UP_FRAMES = 8         # replayed kernel frames per captured frame (spreads the cost)
@@ -220,7 +221,6 @@ class EchoCanceller:
         self._shift = 0                  # reference samples the read lags the device time
         self._delay: int | None = None   # estimated echo delay, samples
         self._recent_lags: list[float] = []
-        self._lag_at = 0.0               # the mic position the last estimate stands for
         self._next_estimate = 0
         self._active_until = -1          # mic index until which the speaker counts as playing
         self._active_e = level(ACTIVE_DBFS)
@@ -242,7 +242,8 @@ class EchoCanceller:
         self._phase = 0.0                # the drift's sub-sample part: the read is this early
         self._drift_steps = 0            # ... and its whole samples since the alignment
         self._next_response = 0
-        self._followed = (0.0, 0)        # the drift the reading follows, and since when
+        self._followed = 0.0             # the drift the reading follows ...
+        self._followed_from = 0          # ... since this mic sample
 
     # --- inputs --------------------------------------------------------------
 
@@ -298,6 +299,7 @@ class EchoCanceller:
         self._base = None
         self._delay, self._shift = None, 0
         self._drift_steps, self._phase = 0, 0.0      # the drift itself is the clocks'
+        self._followed_from = self._mic_count
         self._drift.restart()
         self._recent_lags.clear()
         self._relearn()
@@ -506,16 +508,17 @@ class EchoCanceller:
             self._drift_found()
 
     def _drift_found(self) -> None:
-        """The tracker has updated the drift. Since the filter started (or the last
-        update), the reading followed the drift as it was, and the echo moved under the
-        filter by the difference: what it learnt is smeared, worst at high frequencies,
-        which it then unlearns slowly, for seconds a residual the guard can take for the
-        user. When the echo moved more than `SMEARED_SAMPLES` meanwhile, the filter
-        starts again from zero, under the new reading, and the guard holds the mic while
-        it learns."""
-        ratio, since = self._followed
-        self._followed = (self._drift.ratio, self._mic_count)
-        if abs(self._drift.ratio - ratio) * (self._mic_count - since) <= SMEARED_SAMPLES:
+        """The tracker has updated the drift: learn again (the module doc) if, by the
+        difference between the drift the reading followed and the new one, the echo
+        moved more than `SMEARED_SAMPLES` under the filter since it started, the last
+        update or the last alignment; unless that difference is under
+        `SMEARED_MIN_DRIFT`: a correction the filter follows (with no drift at all,
+        the estimate moves by hundredths of a ppm, which over hours of a quiet
+        speaker adds up to samples)."""
+        change = abs(self._drift.ratio - self._followed)
+        moved = change * (self._mic_count - self._followed_from)
+        self._followed, self._followed_from = self._drift.ratio, self._mic_count
+        if change < SMEARED_MIN_DRIFT or moved <= SMEARED_SAMPLES:
             return
         self.kernel.reset()
         self._drift.forget_response()
@@ -604,12 +607,13 @@ class EchoCanceller:
             return
         if self._mic_count < self._est_len or self._mic_count > self._active_until:
             return
-        lag = self._estimate_lag()
-        if lag is None:
+        found = self._estimate_lag()
+        if found is None:
             self._found_none = self._delay is None and \
                 self._mic_count - self._playing_from >= self.rate * NO_ECHO_AFTER_S
             return
-        if self._drift.observe_lag(self._lag_at, lag):
+        lag, at = found
+        if self._drift.observe_lag(at, lag):
             self._drift_found()
         recent = self._recent_lags
         recent.append(lag)
@@ -634,9 +638,11 @@ class EchoCanceller:
         return self._estimate_lag(self._recent_out(self._est_len), end) is not None
 
     def _estimate_lag(self, heard: Samples | None = None,
-                      end: int | None = None) -> float | None:
-        """The echo's delay behind the device-time alignment, in samples, or None: in the
-        last `_est_len` mic samples, or in `heard`, the samples up to position `end`."""
+                      end: int | None = None) -> tuple[float, float] | None:
+        """The echo's delay behind the device-time alignment, in samples, and the mic
+        position it stands for (where the echo in the window is, weighed by energy: a
+        reply that starts or ends inside it puts it off the window's middle); or None.
+        In the last `_est_len` mic samples, or in `heard`, the samples up to `end`."""
         w, neg = self._est_len, self._neg_lag
         k0 = (self._mic_count if end is None else end) - w
         start = k0 + self._base_delay() - self._max_lag
@@ -646,12 +652,10 @@ class EchoCanceller:
             return None
         heard = self._recent_mic(w) if heard is None else heard
         lag = find_lag(ref, heard, self._max_lag, neg, self.rate)
-        if lag is not None:
-            # The window's own time: where its echo is, weighed by energy (a reply that
-            # starts or ends inside it puts it off the window's middle).
-            a = self._max_lag - round(lag)
-            self._lag_at = k0 + energy_centre(ref[a:a + w])
-        return lag
+        if lag is None:
+            return None
+        a = self._max_lag - round(lag)
+        return lag, k0 + energy_centre(ref[a:a + w])
 
     def _set_delay(self, found: float) -> None:
         # The filter starts `guard` before the echo, never later than the device times
@@ -664,6 +668,7 @@ class EchoCanceller:
             # The lag found holds the drift so far: the alignment starts from it.
             self._shift, self._drift_steps, self._phase = shift, 0, 0.0
             self._drift.restart()
+            self._followed_from = self._mic_count
             if first:
                 # The filter learnt under a guessed alignment: learn again, helped by
                 # the last seconds. Later moves (a period slipped between the

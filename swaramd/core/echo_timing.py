@@ -26,6 +26,8 @@ tested on its own:
 
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 
 from swaramd.core.echo_guard import Samples
@@ -205,7 +207,7 @@ class DriftTracker:
         `ratio` takes their trend (the median of their pairwise slopes); True when it
         did."""
         lags = self._lags
-        lags.append((k, lag))
+        bisect.insort(lags, (k, lag))           # an estimate stands for its echo's middle
         while k - lags[0][0] > self.rate * DRIFT_LAG_WINDOW_S:
             del lags[0]
         # Speech has echoes of its own, and a reflection can outweigh the direct path:

@@ -307,6 +307,7 @@ class CountingKernel:
         self.frame = self.inner.frame
         self.ec: EchoCanceller | None = None
         self.calls: list[int] = []
+        self.resets = 0
 
     def process(self, mic, ref, out, linear=None):
         assert self.ec is not None
@@ -317,6 +318,7 @@ class CountingKernel:
         return self.inner.impulse_response()
 
     def reset(self):
+        self.resets += 1
         self.inner.reset()
 
 
@@ -501,6 +503,28 @@ def test_a_burst_of_residual_that_followed_the_estimate_stays_echo(tail_ms):
     noise = np.random.default_rng(5).standard_normal(n).astype(np.float32) * USER_RMS / 100
     _, _, out = run_counted(echo + noise, ref)
     assert [c.audio_ms / 1000 for c in EnergyVad().feed(out) if c.started] == []
+
+
+def test_only_a_drift_that_moved_the_echo_under_the_filter_makes_it_learn_again():
+    # The rule on its own, the tracker's updates stated: the echo moved by the change of
+    # drift times the time since the drift the reading follows was set.
+    kernel = CountingKernel()
+    ec = kernel.ec = EchoCanceller(kernel, R)
+
+    def update(ppm: float, at_s: float) -> None:
+        ec._mic_count = int(at_s * R)
+        ec._drift.ratio, ec._drift.updates = ppm * 1e-6, ec._drift.updates + 1
+        ec._drift_found()
+
+    update(0.02, 2 * 3600)      # one sound card: hundredths of a ppm, after two quiet hours
+    assert kernel.resets == 0 and ec.guard is Guard.LEARNING    # 3.5 samples, but no drift
+    ec._guardian.state = Guard.CONVERGED
+    update(5.0, 2 * 3600 + 20)  # a drift found 20 s on: the echo moved 2.4 samples
+    assert kernel.resets == 1 and ec.guard is Guard.LEARNING
+    ec._guardian.state = Guard.CONVERGED
+    update(5.3, 2 * 3600 + 40)  # a correction of 0.3 ppm: the filter follows it
+    update(15.0, 2 * 3600 + 41)  # 10 ppm more, a second on: a quarter of a sample
+    assert kernel.resets == 1 and ec.guard is Guard.CONVERGED
 
 
 def test_replies_in_a_learnt_room_are_never_heard_as_speech():
