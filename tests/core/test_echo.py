@@ -445,6 +445,18 @@ def test_an_echo_that_moves_later_in_a_learnt_room_is_not_taken_for_the_user():
     assert ec.guard is Guard.CONVERGED                        # learnt again
 
 
+def drifting_room(seconds: int, ppm: float) -> tuple[np.ndarray, np.ndarray]:
+    """The mic and the speaker (float) of replies every 5 s in a 60 ms room whose mic
+    clock runs `ppm` fast (the echo resampled by that ratio), no user."""
+    n = seconds * R
+    ref = replies_every_5_s(n)
+    echo = room.scale_to(room.echo_of(ref, room.room_response(60, 250)), 2 * USER_RMS)
+    echo = soxr.resample(echo, R, R * (1 + ppm * 1e-6), quality="VHQ")[:n]
+    echo = np.pad(echo, (0, n - len(echo)))
+    noise = np.random.default_rng(5).standard_normal(n).astype(np.float32) * USER_RMS / 100
+    return echo + noise, ref
+
+
 @pytest.mark.parametrize("ppm", [20, -50])
 def test_a_mic_whose_clock_drifts_from_the_speakers_is_followed(ppm):
     # Two devices, two clocks: the echo comes `ppm` later (or earlier) every second.
@@ -452,13 +464,7 @@ def test_a_mic_whose_clock_drifts_from_the_speakers_is_followed(ppm):
     # speech every few seconds); the canceller reads the reference where the drift has
     # taken it. Replies from 60 s on are never heard as speech, the echo is cancelled as
     # in a room without drift, and status shows the drift.
-    n = 100 * R
-    ref = replies_every_5_s(n)
-    echo = room.scale_to(room.echo_of(ref, room.room_response(60, 250)), 2 * USER_RMS)
-    echo = soxr.resample(echo, R, R * (1 + ppm * 1e-6), quality="VHQ")[:n]
-    echo = np.pad(echo, (0, n - len(echo)))
-    noise = np.random.default_rng(5).standard_normal(n).astype(np.float32) * USER_RMS / 100
-    mic = echo + noise
+    mic, ref = drifting_room(100, ppm)
     ec, _, out = run_counted(mic, ref)
     starts = [c.audio_ms / 1000 for c in EnergyVad().feed(out) if c.started]
     assert [t for t in starts if t >= 60] == []
@@ -476,13 +482,7 @@ def test_a_drift_found_late_does_not_leave_the_echo_smeared(ppm):
     # drift, that smear is a residual for seconds, loud enough to be heard as speech.
     # The filter learns again from zero when the drift is found: no reply is ever heard
     # as speech.
-    n = 60 * R
-    ref = replies_every_5_s(n)
-    echo = room.scale_to(room.echo_of(ref, room.room_response(60, 250)), 2 * USER_RMS)
-    echo = soxr.resample(echo, R, R * (1 + ppm * 1e-6), quality="VHQ")[:n]
-    echo = np.pad(echo, (0, n - len(echo)))
-    noise = np.random.default_rng(5).standard_normal(n).astype(np.float32) * USER_RMS / 100
-    ec, _, out = run_counted(echo + noise, ref)
+    ec, _, out = run_counted(*drifting_room(60, ppm))
     assert [c.audio_ms / 1000 for c in EnergyVad().feed(out) if c.started] == []
     drift = ec.stats().drift_ppm
     assert drift is not None and drift == pytest.approx(ppm, abs=1)
