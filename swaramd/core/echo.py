@@ -31,8 +31,9 @@ Rules this module keeps:
   whole samples through the alignment (not counted as moves) and the
   fraction through a windowed sinc. Status shows the drift (`drift_ppm`).
   Until a drift is found the filter learns an echo that moves under it, and
-  learns it smeared; when the drift found moved the echo more than
-  `SMEARED_SAMPLES` meanwhile, the filter starts again from zero and the
+  learns it smeared; when the drift found (or a correction of it by
+  `SMEARED_MIN_DRIFT` or more) moved the echo more than `SMEARED_SAMPLES`
+  under the filter meanwhile, the filter starts again from zero and the
   guard holds the mic while it learns.
 - The acoustic delay is estimated now and then by a cross-correlation
   (phase transform, on two seconds of audio at the full rate;

@@ -187,6 +187,7 @@ class EchoGuard:
         estimate (voice-weighted). `hold`: once converged, hold the frame (counted as
         held) whatever it holds."""
         if not playing:
+            self._followed = 0
             return 1.0
         self._echo_env *= self._tail_fall
         if not tail:
@@ -228,7 +229,7 @@ class EchoGuard:
     def relearn(self) -> None:
         """The echo moved or changed: hold again until the canceller has re-converged."""
         self.state = Guard.LEARNING
-        self._good_run = self._learnt = 0
+        self._good_run = self._learnt = self._followed = 0
         self._changed = 0.0
 
     # --- measures --------------------------------------------------------------
