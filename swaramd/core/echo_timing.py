@@ -208,7 +208,7 @@ class DriftTracker:
         did."""
         lags = self._lags
         bisect.insort(lags, (k, lag))           # an estimate stands for its echo's middle
-        while k - lags[0][0] > self.rate * DRIFT_LAG_WINDOW_S:
+        while lags[-1][0] - lags[0][0] > self.rate * DRIFT_LAG_WINDOW_S:
             del lags[0]
         # Speech has echoes of its own, and a reflection can outweigh the direct path:
         # lags far from the trend of all are another peak, not the drift.
