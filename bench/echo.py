@@ -1,13 +1,18 @@
 """Benchmark of the echo canceller on a synthetic room (not a test).
 
     .venv/bin/python bench/echo.py [--delay-ms 40] [--echo-db 6] [--tail-ms 250]
-                                   [--frame-ms 20]
+                                   [--frame-ms 20] [--clipping]
 
 A 38 s scene at 24 kHz, as a bare mic beside the speaker hears it: the reply
 (espeak-ng speech when installed) alone 0-12 s, the user talking over it
 12-20 s, the user alone 21-28 s, the reply alone again 28-38 s; the echo comes
 through a delay, a decaying tail and a gain (`--echo-db` over the user's
-voice), with a little room noise. The mic and the speaker are fed through
+voice), with a little room noise. The user speaks at -26 dBFS unless the mic would then
+clip: as a mic's gain is set for the loudest sound it hears, the whole mic
+(user, echo, noise) is then turned down until its peak is 1 dB under full
+scale. `--clipping` keeps the user at -26 dBFS and lets the echo clip the mic,
+which no linear canceller models (the guard never passes a clipped frame).
+The mic and the speaker are fed through
 `core.echo.EchoCanceller` + Speex in 20 ms periods, as the engine's pump does;
 the kernel's frame is 20 ms (the engine's `ECHO_FRAME_MS`) unless `--frame-ms`
 says otherwise.
@@ -50,12 +55,15 @@ from swaramd.demo.vad import EnergyVad
 R = room.RATE
 PERIOD = 480
 USER_RMS = 0.05
+MIC_PEAK = 10 ** (-1 / 20)   # the mic's gain leaves its peak 1 dB under full scale
 CHUNK = R // 10
 KERNEL: dict[str, int] = {}
 
 
-def scene(delay_ms: float, echo_db: float, tail_ms: float) -> dict[str, np.ndarray]:
-    """The reply, the user and the mic on a 38 s time line."""
+def scene(delay_ms: float, echo_db: float, tail_ms: float,
+          clipping: bool = False) -> dict[str, np.ndarray]:
+    """The reply, the user and the mic on a 38 s time line; "gain" is the mic's gain
+    (1, or less where the mic would clip, unless `clipping`)."""
     n = 38 * R
     reply = np.concatenate([room.speech(s, "en", seed=i) for i, s in enumerate(room.SENTENCES)])
     reply = np.tile(reply, int(np.ceil(n / len(reply))))[:n]
@@ -73,7 +81,9 @@ def scene(delay_ms: float, echo_db: float, tail_ms: float) -> dict[str, np.ndarr
     echo = room.echo_of(ref, room.room_response(delay_ms, tail_ms))
     echo = room.scale_to(echo, USER_RMS * 10 ** (echo_db / 20))
     noise = np.random.default_rng(5).standard_normal(n).astype(np.float32) * USER_RMS / 100
-    return {"ref": ref, "user": user, "mic": echo + user + noise}
+    mic = echo + user + noise
+    gain = 1.0 if clipping else min(1.0, MIC_PEAK / float(np.max(np.abs(mic))))
+    return {"ref": ref, "user": user * gain, "mic": mic * gain, "gain": np.float32(gain)}
 
 
 def run(sc: dict[str, np.ndarray], guarded: bool,
@@ -126,23 +136,28 @@ def main() -> None:
     ap.add_argument("--echo-db", type=float, default=6.0)
     ap.add_argument("--tail-ms", type=float, default=250.0)
     ap.add_argument("--frame-ms", type=int, default=20, help="the kernel's frame")
+    ap.add_argument("--clipping", action="store_true",
+                    help="keep the user at -26 dBFS even where the echo clips the mic")
     args = ap.parse_args()
-    sc = scene(args.delay_ms, args.echo_db, args.tail_ms)
+    sc = scene(args.delay_ms, args.echo_db, args.tail_ms, args.clipping)
     frame = R * args.frame_ms // 1000
     raw, _, _ = run(sc, guarded=False, frame=frame)
     out, cpu, late = run(sc, guarded=True, frame=frame)
     mic, user, ref = sc["mic"], sc["user"], sc["ref"]
     seconds = len(mic) / R
+    user_level = 20 * np.log10(USER_RMS * float(sc["gain"]))
+    clipped = int(np.sum(np.abs(mic) * 32767 >= 32767))
     print(f"room: delay {args.delay_ms:g} ms, tail {args.tail_ms:g} ms, echo "
           f"{args.echo_db:+g} dB over the user; {seconds:.0f} s; kernel frame "
           f"{args.frame_ms} ms")
+    print(f"mic: the user at {user_level:.1f} dBFS, peak "
+          f"{20 * np.log10(np.max(np.abs(mic))):+.1f} dBFS, {clipped} samples clipped")
     for name, sig in (("canceller", raw), ("after guard", out)):
         print(f"ERLE {name:11s}  0-3 s {erle(mic, sig, 0, 3 * R):5.1f} dB   3-12 s "
               f"{erle(mic, sig, 3 * R, 12 * R):5.1f} dB   29-38 s "
               f"{erle(mic, sig, 29 * R, 38 * R):5.1f} dB")
     print(f"correlation with the user: both talking {correlation(out, user, 13 * R, 20 * R):.3f}"
           f"   user alone {correlation(out, user, 21 * R, 28 * R):.3f}")
-    user_level = 20 * np.log10(USER_RMS)
     fires = chunk_db(out) > user_level - 12
     ref_db, user_db = chunk_db(ref), chunk_db(user)
     reply_only = (ref_db > -50) & (user_db < -80)
