@@ -64,7 +64,9 @@ Rules this module keeps:
 - The room's rest level (the mic while the speaker has been silent longer
   than the echo lasts) follows a quieter room at once and a louder one by
   at most `REST_RISE_DB_S`: a user talking while nothing plays is not the
-  room.
+  room. A frame under `SILENT_DBFS` (digital silence: a device's first
+  periods, a muted capture) says nothing of the room and is not counted:
+  a level learnt from it would rise from nothing, never.
 - ERLE (plain mic energy over plain output energy) is measured only while
   the speaker plays, over about a second; it is what status shows and what
   tells the canceller that the echo has moved. A mic no louder while the
@@ -103,6 +105,7 @@ CHANGED_FOLLOWS = 0.5      # frames that look like the user but follow the estim
 CHANGED_SHARE = 0.6        # ... in this share of such frames: the echo has changed
 CHANGED_FRAMES = 15        # ... a share running over about this many of them
 REST_RISE_DB_S = 1.0       # the room's rest level rises at most this fast
+SILENT_DBFS = -96.0        # a mic frame under this is digital silence, not the room
 TAIL_DECAY_DB_S = 60.0     # after the speaker falls silent, its echo dies no faster
 FLOOR_S = 0.5              # how fast the usual ERLE follows echo frames
 FLOOR_LEAK_DB_S = 1.0      # ... and sinks while frames look like the user
@@ -112,6 +115,7 @@ CLIP = 32000               # a mic sample this large was clipped on the way in
 _NO_ECHO = 10 ** (NO_ECHO_DB / 10)
 _RESIDUAL_MARGIN = 10 ** (RESIDUAL_MARGIN_DB / 10)
 _BURST_MARGIN = 10 ** (BURST_MARGIN_DB / 10)
+_SILENT = 10 ** (SILENT_DBFS / 10)
 
 
 class Guard(StrEnum):
@@ -165,7 +169,9 @@ class EchoGuard:
         """The speaker has been silent longer than the echo lasts: the room's level
         (at once down, up by at most `REST_RISE_DB_S`), against which a converged
         output is measured; `mic_v` is the frame's voice-weighted energy (see
-        `frame_gain`)."""
+        `frame_gain`); a frame of digital silence is not the room."""
+        if mic_e < _SILENT:
+            return
         self._noise = self._follow_rest(self._noise, mic_e)
         self._noise_v = self._follow_rest(self._noise_v, mic_e if mic_v is None else mic_v)
 

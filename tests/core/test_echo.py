@@ -588,3 +588,17 @@ def test_the_guard_weighs_energies_towards_the_voice_band():
     (low_e, low_v), (voice_e, voice_v) = ec._energies(low), ec._energies(voice)
     assert low_e == pytest.approx(voice_e, rel=0.02)
     assert 10 * np.log10(voice_v / low_v) > 15
+
+
+def test_a_mic_that_starts_in_digital_silence_still_learns_the_room_at_rest():
+    # Many devices hand over zeros for their first periods. Those say nothing of the
+    # room: the headphone room's tone, which follows them, is its level at rest, so
+    # the mic is known not to hear the speaker and the kernel rests as before.
+    n = 30 * R
+    mic, ref = tone_and_noise(n), room.scale_to(replies_every_5_s(n), 0.1)
+    mic[:R // 2] = 0.0
+    ec, kernel, _ = run_counted(mic, ref)
+    assert [k for k in kernel.calls if k >= 10 * R] == []
+    stats = ec.stats()
+    assert stats.guard is Guard.CONVERGED and stats.delay_ms is None
+    assert stats.held_s < 1.5                              # the first reply's learning

@@ -233,3 +233,13 @@ def test_the_echos_tail_after_the_speaker_stops_is_not_the_user():
         assert left_db(guard, mic, mic / db(10.0), tail=True) < -45
     # A user who answers at once, louder than the dying echo, passes.
     assert left_db(guard, db(-12.0), db(-14.0), tail=True) == pytest.approx(-14.0)
+
+
+def test_digital_silence_is_not_the_room_at_rest():
+    # A device's first periods are often zeros: the room's level is what follows.
+    guard = EchoGuard(R, FRAME)
+    for _ in range(R // FRAME):
+        guard.rest(0.0, 0.0)
+    for _ in range(R // FRAME):
+        guard.rest(db(-40.0))
+    assert 10 * np.log10(guard._noise) == pytest.approx(-40.0)
