@@ -258,7 +258,11 @@ class EchoGuard:
         """Whether the kernel may rest while the speaker plays: the guard has converged
         and the mic, over the last second of playback and in this frame (`mic_e`), is
         less than `NO_ECHO_DB` over its rest. An echo arriving (headphones unplugged)
-        raises the very next frame over it, and the kernel runs again."""
+        raises the very next frame over it, and the kernel runs again. A frame of
+        digital silence (a muted capture) holds no echo at all: the kernel rests
+        whatever the guard's state, and does not unlearn the room on it."""
+        if mic_e < _SILENT:
+            return True
         if self.state is not Guard.CONVERGED or self.hears_echo():
             return False
         return mic_e < self._noise * _NO_ECHO

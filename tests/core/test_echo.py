@@ -602,3 +602,22 @@ def test_a_mic_that_starts_in_digital_silence_still_learns_the_room_at_rest():
     stats = ec.stats()
     assert stats.guard is Guard.CONVERGED and stats.delay_ms is None
     assert stats.held_s < 1.5                              # the first reply's learning
+
+
+def test_a_muted_mic_rests_the_kernel_and_the_room_is_learnt_once_unmuted():
+    # A capture muted at the device hands over zeros: there is no echo in them to
+    # cancel (and a filter run on them would unlearn the room). Unmuted at 10 s into
+    # an echo room, the canceller learns it and cancels the later replies.
+    n = 40 * R
+    ref = replies_every_5_s(n)
+    mic = room.scale_to(room.echo_of(ref, room.room_response(50, 250)), 2 * USER_RMS)
+    mic += np.random.default_rng(5).standard_normal(n).astype(np.float32) * USER_RMS / 100
+    unmute = 10 * R
+    mic[:unmute] = 0.0
+    _, kernel, out = run_counted(mic, ref)
+    assert len(out) == n
+    assert [k for k in kernel.calls if k < unmute] == []
+    assert not out[:unmute].any()
+    late = slice(31 * R, int(33.5 * R))                   # a reply 20 s after unmuting
+    m, o = room.to_pcm(mic)[late].astype(float), out[late].astype(float)
+    assert 10 * np.log10(np.dot(m, m) / max(np.dot(o, o), 1.0)) > 15
