@@ -13,9 +13,10 @@ like a network peer). The daemon runs `gpio none`, `always_on`, `gate open`,
    `READY=1` datagram on a NOTIFY_SOCKET the bench binds (`--startups` times).
 2. Latency (`--latency-seconds`): the real `Daemon` in this process, instrumented:
    - mic-to-wire: every capture period is stamped in `AudioEngine.capture` (wrapped on the
-     class) and its samples replaced by its sequence number, so each append the
-     service receives names the capture callback that completed it; from that
-     callback to the append's arrival at the service;
+     class) and its samples replaced by a tag naming it (a steady level, so the echo
+     canceller rests and passes it bit for bit), so each append the service receives
+     names the capture callback that completed it; from that callback to the
+     append's arrival at the service;
    - wire-to-speaker: from the link receiving a reply's first delta to its first
      sample reaching the DAC (`engine.delivered_samples(rid) > 0`, which counts the
      device's output latency), polled every ~1 ms;
@@ -75,6 +76,7 @@ RATE, PERIOD, PREBUFFER_MS = 24_000, 480, 80
 FRAME_MS = AudioConfig().frame_ms     # the default uplink frame; --frame-ms changes it
 KEY = "swaram_bench_key_0123456789"
 TAG_MOD = 32_000        # capture tags 1..32000: unique for 640 s of 20 ms periods
+TAG_LEVEL = 1000        # a tagged period's other samples: a steady level (see CaptureStamps)
 APPEND_PREFIX = '{"type":"input_audio_buffer.append"'   # core.protocol.audio_append_text
 
 
@@ -151,9 +153,8 @@ class Service:
                 if isinstance(text, str) and text.startswith(APPEND_PREFIX):
                     self.append_count += 1
                     if self.record_appends:
-                        pcm = base64.b64decode(json.loads(text)["audio"])
-                        tag = int.from_bytes(pcm[-2:], "little", signed=True)
-                        self.appends.append((now, tag))
+                        self.appends.append((now, read_tag(
+                            base64.b64decode(json.loads(text)["audio"]))))
                     continue
                 event = json.loads(text)
                 if event.get("type") == "session.update":
@@ -318,8 +319,29 @@ def measure_footprint(tmp: Path, minutes: float, service: Service) -> dict[str, 
 # --- 2: latency, the daemon in this process --------------------------------------------------
 
 
+def tag_period(n: int, seq: int) -> np.ndarray:
+    """A capture period of `n` samples that names capture `seq`: a steady level, its last
+    two samples the tag's high and low bytes. The level is the same in every period, so
+    the echo canceller's guard finds a mic that does not hear the speaker, rests its
+    kernel and passes the period bit for bit (a mic level rising with the tag would look
+    like an echo, and the kernel's output would lose the tag)."""
+    tag = seq % TAG_MOD + 1
+    period = np.full(n, TAG_LEVEL, dtype=np.int16)
+    period[-2:] = (tag >> 8, tag & 0xFF)
+    return period
+
+
+def read_tag(pcm: bytes) -> int:
+    """The tag of the period an append ends with (`tag_period`), or 0 where the period
+    did not pass bit for bit."""
+    samples = np.frombuffer(pcm, dtype="<i2")
+    if len(samples) < 3 or samples[-3] != TAG_LEVEL:
+        return 0
+    return int(samples[-2]) << 8 | int(samples[-1])
+
+
 class CaptureStamps:
-    """Stamps each capture period and replaces its samples by its sequence number (a tag)."""
+    """Stamps each capture period and replaces its samples by a tag (`tag_period`)."""
 
     def __init__(self, capacity: int) -> None:
         self.times = np.zeros(capacity)
@@ -335,7 +357,7 @@ class CaptureStamps:
             if i < len(stamps.times):
                 stamps.times[i] = time.monotonic()
                 stamps.n = i + 1
-            original(engine, np.full(len(samples), i % TAG_MOD + 1, dtype=np.int16), adc_time)
+            original(engine, tag_period(len(samples), i), adc_time)
 
         AudioEngine.capture = capture  # type: ignore[method-assign,assignment]
         return lambda: setattr(AudioEngine, "capture", original)
@@ -495,6 +517,9 @@ def report(args: argparse.Namespace, tmp: Path, service: Service) -> None:
                   f"p99 <= {FRAME_MS + 2} ms (frame + 2 ms)"))
     print(summary("  the same from the frame's first sample (+ one frame)",
                   [m + FRAME_MS / 1000 for m in mic], f"p99 <= {FRAME_MS + 2} ms"))
+    untagged = sum(1 for _, tag in service.appends if tag == 0)
+    print(f"  {untagged} of {len(service.appends)} appends did not pass bit for bit (the echo "
+          "canceller ran on them, learning the mic at first) and are not counted")
     print(summary("wire-to-speaker, first delta received -> first sample at the DAC",
                   watch.wire_to_speaker,
                   f"p99 <= {PREBUFFER_MS + 2 * period_ms:.0f} ms (prebuffer + two periods)"))
