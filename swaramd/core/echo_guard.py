@@ -72,7 +72,8 @@ Rules this module keeps:
   tells the canceller that the echo has moved. A mic no louder while the
   speaker plays than while it rests does not hear it (`hears_echo`): there
   is no echo to align to, and once converged the canceller may rest while
-  that frame too is at the mic's rest level (`unheard`).
+  that frame too is at the mic's rest level (`unheard`); it rests on a
+  frame of digital silence whatever the state (no echo is in it).
 - The gain moves across a frame in a straight line from the previous
   frame's gain: no clicks. Nothing is allocated per frame but the frame
   that leaves.
