@@ -171,3 +171,41 @@ async def test_duplex_auto_follows_echo_cancellation(
     else:
         assert len(warnings) == 1 and reason in warnings[0], warnings
         assert echo["reason"] is not None and reason in echo["reason"]
+
+
+async def test_a_mic_that_hears_a_hum_not_the_speaker_passes_the_user_over_replies(
+        alsa_env: pytest.MonkeyPatch, jackd24: Jackd, tmp_path: Path) -> None:
+    # Headphones in a room with a steady hum, on a device that hands over zeros for its
+    # first second. The hum, not the zeros, is the room at rest: once it is known (after
+    # the first reply, which plays at once), the mic is known not to hear the speaker,
+    # the guard converges and the mic is not held through the later replies (so the
+    # user can talk over them).
+    cfg = use_room(alsa_env, jackd24, tmp_path)
+    seconds = 40.0
+    t = np.arange(int(seconds * R)) / R
+    hum = (0.01 * np.sin(2 * np.pi * 100 * t)).astype(np.float32)
+    hum += np.random.default_rng(3).standard_normal(len(t)).astype(np.float32) * 3e-4
+    rm = JackRoom(room.room_response(60, 250), 0.0, np.zeros(1, np.float32), [],
+                  seconds=seconds + 1)
+    rm.speak_at(R, hum[R:])                      # zeros for the first second
+    rm.start()
+    engine = open_audio(cfg, asyncio.get_running_loop(), tmp_path, tuning=TUNING)
+    reply = room.to_pcm(room.speech(room.SENTENCES[0], "en", seed=0))
+    try:
+        assert await engine.start() is AudioHealth.OK
+        assert engine.echo is not None
+        async with asyncio.timeout(seconds + 30):
+            for n in range(4):                   # four replies, 1.5 s apart
+                rid = f"r{n}"
+                engine.play(reply.tobytes(), rid)
+                engine.end_response(rid)
+                while engine.delivered_samples(rid) < len(reply):
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(1.5)
+        status = engine.echo_status()
+    finally:
+        engine.stop()
+        rm.stop()
+    assert status["guard"] == "converged", status
+    assert status["delay_ms"] is None, status
+    assert status["held_s"] < len(reply) / R + 1.5, status     # the first reply at most
