@@ -70,7 +70,9 @@ Rules this module keeps:
   and after a pre-emphasis (`PRE_EMPHASIS`) that weighs the voice's band,
   and tells it when that frame's reference was silent (the echo's tail) and
   how closely the filter's own output for that frame (before the kernel's
-  suppression stage) follows the filter's echo estimate.
+  suppression stage) follows the filter's echo estimate, and how much of the
+  mic the estimate explains (their coherence per frequency, smoothed over
+  `COHERENCE_S`).
 - `MicStep` is the small interface the engine runs on every captured block
   after the canceller (a wake-word detector hangs here): it sees the
   cancelled mic at 24 kHz and may pass it on changed or unchanged.
@@ -100,6 +102,9 @@ __all__ = ["EchoCanceller", "EchoKernel", "EchoStats", "Guard", "MicStep", "Samp
 FILTER_MS = 300            # the kernel's tail: the room's reverberation it can cancel
 GUARD_MS = 30              # the reference leads the estimated delay by this much
 PRE_EMPHASIS = 0.95        # the guard weighs each frame's energy after x[i] - 0.95 x[i-1]
+COHERENCE_S = 0.029        # the mic's coherence with the echo estimate: smoothed over this
+                           # (a frame's spectra weigh half at 20 ms frames)
+COHERENCE_BAND_HZ = (300, 8500)    # ... and weighed over this band
 MAX_DELAY_MS = 250         # acoustic + unreported device delay the estimate searches
 NEGATIVE_DELAY_MS = 60     # the estimate also looks this far before the device times
 SLIPPED_DB = 3.0           # ERLE this low once converged: the echo has moved
@@ -216,8 +221,10 @@ class EchoCanceller:
         self._ref: Samples = np.zeros(n, dtype=np.int16)
         self._out: Samples = np.zeros(n, dtype=np.int16)
         self._lin: Samples = np.zeros(n, dtype=np.int16)   # the filter's output alone
+        self._pair = np.zeros((2, n - 1), dtype=np.float32)   # the mic and the estimate,
+        # pre-emphasised (see `_coherence`)
         self._cbufs = (np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32),
-                       np.zeros(n - 1, dtype=np.float32), np.zeros(n - 1, dtype=np.float32))
+                       np.zeros(n - 1, dtype=np.float32), self._pair[1])
         self._read_pos: int | None = None
         self._shift = 0                  # reference samples the read lags the device time
         self._delay: int | None = None   # estimated echo delay, samples
@@ -232,6 +239,14 @@ class EchoCanceller:
         self._last_clipped = False
         self._last_tail = False
         self._last_follows = 0.0
+        self._last_coherent = 0.0
+        lo, hi = (round(hz * n / rate) for hz in COHERENCE_BAND_HZ)
+        self._band = slice(max(lo, 1), min(hi, n // 2 + 1))
+        bins = self._band.stop - self._band.start
+        self._powers = np.zeros((2, bins))               # the mic's and the estimate's
+        self._cross = np.zeros(bins, dtype=np.complex128)
+        self._coherence_keep = math.exp(-n / (rate * COHERENCE_S))
+        self._coherence_new = math.sqrt(1.0 - self._coherence_keep)
         self._found_none = False         # an estimate found no echo in this reply's mic
         self._playing_from = 0           # mic index from which the speaker plays
         self.realigns = 0
@@ -382,7 +397,8 @@ class EchoCanceller:
         # or finds none in this reply (the user: the mic passes).
         unknown = not g.knows_echo and self._delay is None and not self._found_none
         gain = g.frame_gain(mic_e, out_e, self._last_clipped, True, (mic_v, out_v),
-                            self._last_tail, self._last_follows, hold=unknown)
+                            self._last_tail, self._last_follows, hold=unknown,
+                            coherent=self._last_coherent)
         self._remember_input(mic, energies, tail)
         return g.apply(self._out, gain)
 
@@ -392,6 +408,7 @@ class EchoCanceller:
         self._last_mic, self._last_tail = energies, tail
         self._last_clipped = self._clipped(mic, energies[0])
         self._last_follows = self._follows(mic)
+        self._last_coherent = self._coherence()
 
     def _frame_energy(self, x: Samples) -> float:
         """Mean square of one kernel frame, full scale 1.0 (no allocation)."""
@@ -427,6 +444,31 @@ class EchoCanceller:
         d_est += est[1:]
         power = float(np.dot(d_lin, d_lin)) * float(np.dot(d_est, d_est))
         return float(np.dot(d_lin, d_est)) / power ** 0.5 if power > 0.0 else 0.0
+
+    def _coherence(self) -> float:
+        """How much of the mic frame just given to `_follows` the filter's echo estimate
+        explains: the magnitude-squared coherence of the mic and the estimate, both
+        pre-emphasised, per frequency over `COHERENCE_BAND_HZ`, their spectra smoothed
+        over about `COHERENCE_S` of frames, averaged weighted by the mic's power; 0 to 1.
+        Echo alone is a linear function of the reference, and so of the estimate even
+        where the filter has learnt it only in part (a young filter scales it wrong):
+        near 1. The user's voice is no function of it and lowers it where it speaks.
+        (One FFT of the pair, while the kernel runs.)"""
+        pair = self._pair
+        _, _, d_out, _ = self._cbufs
+        np.add(d_out, pair[1], out=pair[0])          # the mic: output plus estimate
+        spectra = np.fft.rfft(pair, n=self.frame)[:, self._band]
+        spectra *= self._coherence_new               # this frame's weight in the smoothing
+        powers, cross = self._powers, self._cross
+        powers *= self._coherence_keep
+        powers += np.abs(spectra) ** 2
+        cross *= self._coherence_keep
+        cross += spectra[0] * spectra[1].conj()
+        total = float(powers[0].sum())
+        if total <= 0.0:
+            return 0.0
+        # Σ_k P_k·C_k / Σ_k P_k with C_k = |cross_k|² / (P_k·E_k): P_k cancels.
+        return float((np.abs(cross) ** 2 / np.maximum(powers[1], 1e-30)).sum()) / total
 
     def _clipped(self, mic: Samples, mic_e: float) -> bool:
         """Whether the mic frame (of plain energy `mic_e`) holds a clipped sample; one

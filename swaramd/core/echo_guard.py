@@ -43,7 +43,15 @@ Rules this module keeps:
   neither. A burst of residual follows the estimate at first and then less:
   a frame right after `BURST_FRAMES` or more that followed it, and within
   `BURST_MARGIN_DB` of the residual held, is that burst, not the user (a
-  voice stands far above the residual). Just after
+  voice stands far above the residual). A filter still young (just
+  converged, or re-converged after a change) leaves bursts of residual on
+  sounds it has not met yet, loud enough to pass by their energies, and
+  following the estimate no more than a voice does; but the estimate, only
+  scaled wrong per frequency, still explains the mic (their coherence, from
+  the caller, at least `COHERENT_MIN`), where the user's voice is no
+  function of it and lowers the coherence where it speaks. Such a frame is
+  echo unless its output stands `COHERENT_MARGIN_DB` over the residual held
+  (a user much quieter than the echo leaves the mic explained too). Just after
   the speaker falls silent (`tail`), the mic holds only the echo's dying
   tail, which a filter models worst: there the user must also be louder than
   the mic's peak while the speaker played, falling `TAIL_DECAY_DB_S`. Any
@@ -102,6 +110,8 @@ FOLLOWS_MAX = 0.2          # and if its output follows the echo estimate (or its
                            # less than this
 BURST_FRAMES = 2           # ... nor continues this many frames that followed it in a row
 BURST_MARGIN_DB = 12.0     # ... within this much of the residual held
+COHERENT_MIN = 0.98        # a frame whose mic the echo estimate explains this well
+COHERENT_MARGIN_DB = 20.0  # ... is echo, unless its output is this far over the residual
 CHANGED_FOLLOWS = 0.5      # frames that look like the user but follow the estimate this closely
 CHANGED_SHARE = 0.6        # ... in this share of such frames: the echo has changed
 CHANGED_FRAMES = 15        # ... a share running over about this many of them
@@ -116,6 +126,7 @@ CLIP = 32000               # a mic sample this large was clipped on the way in
 _NO_ECHO = 10 ** (NO_ECHO_DB / 10)
 _RESIDUAL_MARGIN = 10 ** (RESIDUAL_MARGIN_DB / 10)
 _BURST_MARGIN = 10 ** (BURST_MARGIN_DB / 10)
+_COHERENT_MARGIN = 10 ** (COHERENT_MARGIN_DB / 10)
 _SILENT = 10 ** (SILENT_DBFS / 10)
 
 
@@ -183,7 +194,7 @@ class EchoGuard:
 
     def frame_gain(self, mic_e: float, out_e: float, clipped: bool, playing: bool,
                    voice: tuple[float, float] | None = None, tail: bool = False,
-                   follows: float = 0.0, hold: bool = False) -> float:
+                   follows: float = 0.0, hold: bool = False, coherent: float = 0.0) -> float:
         """The gain for an output frame, given its mic frame's energy and its own
         (mean squares, full scale 1.0), whether that mic frame clipped and whether
         the speaker plays (its echo may be in the mic). `voice` holds the same two
@@ -192,7 +203,8 @@ class EchoGuard:
         has just fallen silent, and only its echo's tail may be in the mic.
         `follows`: the correlation of the frame's output with the canceller's echo
         estimate (voice-weighted). `hold`: once converged, hold the frame (counted as
-        held) whatever it holds."""
+        held) whatever it holds. `coherent`: how much of the mic the echo estimate
+        explains (their coherence, 0 to 1, from the caller)."""
         if not playing:
             self._followed = 0
             return 1.0
@@ -213,7 +225,8 @@ class EchoGuard:
             self.held += self.frame
             gain = 0.0
         else:
-            gain = self._residual_gain(mic_e, out_e, clipped, mic_v, out_v, tail, follows)
+            gain = self._residual_gain(mic_e, out_e, clipped, mic_v, out_v, tail, follows,
+                                       coherent)
             if self._changed > CHANGED_SHARE:
                 self.relearn()              # the echo changed: hold from the next frame
         self._followed = self._followed + 1 if abs(follows) >= FOLLOWS_MAX else 0
@@ -300,8 +313,8 @@ class EchoGuard:
                                          max(self._erle_out_v, 1e-13))
             self._floor_db = max(need, voice_erle)
 
-    def _residual_gain(self, mic_e: float, out_e: float, clipped: bool,
-                       mic_v: float, out_v: float, tail: bool, follows: float) -> float:
+    def _residual_gain(self, mic_e: float, out_e: float, clipped: bool, mic_v: float,
+                       out_v: float, tail: bool, follows: float, coherent: float) -> float:
         if out_e <= 0.0:
             return 1.0
         e_db = 10 * math.log10(max(mic_e, 1e-12) / out_e)
@@ -313,7 +326,8 @@ class EchoGuard:
             gain_db = min(0.0, e_db)                   # no echo to speak of
         elif e_v < self._floor_db - NEAR_END_MARGIN_DB and \
                 out_v > max(self._residual, self._noise_v) * _RESIDUAL_MARGIN and \
-                (not tail or mic_e > self._echo_env) and self._not_the_echo(follows, out_v):
+                (not tail or mic_e > self._echo_env) and \
+                self._not_the_echo(follows, coherent, out_v):
             self._floor_db -= FLOOR_LEAK_DB_S * step   # the user: passes
             self._residual *= self._residual_fall
             gain_db = min(0.0, e_db)
@@ -324,16 +338,18 @@ class EchoGuard:
             gain_db = min(0.0, e_db - TARGET_DB, self._to_rest_db(out_e))
         return 1.0 if gain_db >= 0.0 else float(10 ** (gain_db / 20))
 
-    def _not_the_echo(self, follows: float, out_v: float) -> bool:
+    def _not_the_echo(self, follows: float, coherent: float, out_v: float) -> bool:
         """Whether a frame that looks like the user by its energies (its voice-weighted
         output `out_v`) is the user by its correlation with the echo estimate
-        (`follows`), its own and the frames' before it; counts it in the running share
-        that tells a changed echo."""
+        (`follows`), its own and the frames' before it, and by how much of its mic the
+        estimate explains (`coherent`); counts it in the running share that tells a
+        changed echo."""
         strong = abs(follows) >= CHANGED_FOLLOWS
         self._changed += (strong - self._changed) / CHANGED_FRAMES
-        burst = self._followed >= BURST_FRAMES and \
-            out_v < max(self._residual, self._noise_v) * _BURST_MARGIN
-        return abs(follows) < FOLLOWS_MAX and not burst
+        held = max(self._residual, self._noise_v)
+        burst = self._followed >= BURST_FRAMES and out_v < held * _BURST_MARGIN
+        explained = coherent >= COHERENT_MIN and out_v < held * _COHERENT_MARGIN
+        return abs(follows) < FOLLOWS_MAX and not burst and not explained
 
     def _hold_residual(self, out_v: float) -> None:
         """Hold the voice-weighted energy of an echo frame's output as the residual to

@@ -10,6 +10,8 @@ import pytest
 
 from swaramd.core.echo_guard import (
     CLIPPED_TARGET_DB,
+    COHERENT_MARGIN_DB,
+    COHERENT_MIN,
     FOLLOWS_MAX,
     PATIENCE_S,
     RESIDUAL_DECAY_DB_S,
@@ -83,6 +85,26 @@ def test_an_output_that_follows_the_echo_estimate_is_echo_not_the_user(follows, 
     assert (gain == 1.0) is passes
     if not passes:
         assert 10 * np.log10(MIC / (out * gain * gain)) == pytest.approx(TARGET_DB, abs=0.01)
+
+
+@pytest.mark.parametrize(("coherent", "over_residual_db", "passes"), [
+    (0.0, 15.0, True),
+    (COHERENT_MIN - 0.01, 15.0, True),
+    (COHERENT_MIN, 15.0, False),                  # the estimate explains the mic: echo
+    (1.0, 15.0, False),
+    (COHERENT_MIN, COHERENT_MARGIN_DB + 2.0, True),   # a voice far over the residual
+])
+def test_a_mic_the_echo_estimate_explains_is_echo_unless_far_over_the_residual(
+        coherent, over_residual_db, passes):
+    # A young filter leaves a burst of residual on a sound it has not met yet: by its
+    # energies the user, and it follows the estimate no more than a voice does. But the
+    # estimate, only scaled wrong, still explains the mic. A user much quieter than the
+    # echo leaves the mic explained too, and passes once far over the residual held (the
+    # echo frames' output, here 30 dB under the mic).
+    guard = converged_guard()
+    out = MIC / db(30.0) * db(over_residual_db)
+    gain = guard.frame_gain(MIC, out, False, True, coherent=coherent)
+    assert (gain == 1.0) is passes
 
 
 def test_an_echo_that_changed_under_the_canceller_makes_the_guard_learn_again():
