@@ -122,6 +122,8 @@ SMEARED_MIN_DRIFT = 1e-6   # ... when it differs from the one followed by this m
 WARM_UP_S = 4.0            # audio replayed through the filter once the delay is known
 WARM_UP_PASSES = 3
 WARM_UP_FRAMES = 8         # replayed kernel frames per captured frame (spreads the cost)
+REFERENCE_S = max(WARM_UP_S, ESTIMATE_WINDOW_S) + 1.0   # the speaker's samples held: what
+                           # a warm-up replays or an estimate reads, and a second of delay
 _FULL = 32768.0
 
 
@@ -184,8 +186,7 @@ class EchoCanceller:
     """The mic's echo canceller: see the module doc. Loop thread only."""
 
     def __init__(self, kernel: EchoKernel, rate: int = WIRE_RATE, *,
-                 max_delay_ms: float = MAX_DELAY_MS, guarded: bool = True,
-                 history_s: float = 3.0) -> None:
+                 max_delay_ms: float = MAX_DELAY_MS, guarded: bool = True) -> None:
         self.kernel = kernel
         self.rate = rate
         self.frame = kernel.frame
@@ -194,7 +195,7 @@ class EchoCanceller:
             max_delay_ms > 0 else 0
         self._lead = int(rate * GUARD_MS / 1000)
         n = self.frame
-        self._ref_hist: Samples = np.zeros(int(rate * history_s), dtype=np.int16)
+        self._ref_hist: Samples = np.zeros(int(rate * REFERENCE_S), dtype=np.int16)
         self._ref_written = 0
         self._ref_clock = StreamClock(rate)
         est = int(rate * ESTIMATE_WINDOW_S)

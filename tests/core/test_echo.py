@@ -156,7 +156,7 @@ class RecordingKernel:
 
 def test_reference_alignment_follows_device_times_and_counts_realigns():
     kernel = RecordingKernel()
-    ec = EchoCanceller(kernel, R, history_s=6.0, max_delay_ms=0)   # device times only
+    ec = EchoCanceller(kernel, R, max_delay_ms=0)                  # device times only
     ramp = (np.arange(5 * R) % 30000).astype(np.int16)
     # The speaker's sample i reaches the DAC at 5.0 + i/R (rendered well ahead); the
     # mic's sample j is captured at 5.010 + j/R: it hears the reference sample j + 240.
@@ -179,6 +179,37 @@ def test_reference_alignment_follows_device_times_and_counts_realigns():
     assert ec.realigns == 1
     m, r = kernel.pairs[-1]
     assert (r - m) % 30000 == 1440
+
+
+def test_a_warm_up_replays_the_mic_against_what_the_speaker_played_then():
+    # When the canceller learns again (the delay found, the echo moved, a drift reset),
+    # it replays its last seconds of mic through the filter. The speaker played all
+    # along: every replayed frame meets that speaker's samples, never zeros for want
+    # of a reference held that long.
+    class ReplayKernel(RecordingKernel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.replayed: list[bool] = []           # whether each replay's reference sounds
+
+        def process(self, mic, ref, out, linear=None):
+            super().process(mic, ref, out, linear)
+            if linear is None:                        # a warm-up frame: its output is dropped
+                self.replayed.append(bool(np.any(ref)))
+
+    kernel = ReplayKernel()
+    ec = EchoCanceller(kernel, R)
+    n = 10 * R
+    ref = (np.random.default_rng(3).standard_normal(n) * 3000).astype(np.int16)
+    mic = np.zeros(n, np.int16)
+    mic[960:] = ref[:-960]                            # its echo, 40 ms late
+    for i in range(0, n - PERIOD + 1, PERIOD):
+        if i == 7 * R:                                # long after the first warm-up
+            kernel.replayed.clear()
+            ec._relearn()
+        ec.push_reference(ref[i:i + PERIOD], 100.0 + i / R)
+        ec.process(mic[i:i + PERIOD], 100.0 + i / R)
+    assert len(kernel.replayed) >= echo_module.WARM_UP_S * R // kernel.frame   # a pass at least
+    assert all(kernel.replayed)
 
 
 def test_stats_before_playback_have_no_erle_or_delay():
