@@ -4,12 +4,15 @@ Latencies come from the speaker's output file, the engine's sample count and
 the service's own timestamps (`analysis.py`): speech end (the service sent
 `speech_stopped`) to the moment the reply's first sample sounds; barge-in (the
 service sent `speech_started` over a reply) to the moment its last sample has
-sounded.
+sounded, and from the moment the user's voice began at the microphone (the
+recording's sample that sounded then: the WAV backend's two files share one
+time line) to the same moment.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ class TurnResult:
     heard: ReplyHeard | None = None
     latency_ms: float | None = None     # speech end -> first reply sample
     silence_ms: float | None = None     # barge-in -> last reply sample
+    voice_ms: float | None = None       # the user's voice began -> last reply sample
 
 
 @dataclass
@@ -43,8 +47,11 @@ class FileReport:
 
 
 def file_report(out: Samples | None, sim: SimulatedSwaram, clock: SpeakerClock,
-                marks: dict[str, Any], *, barge_in_logged: bool) -> FileReport:
-    """Measure each turn on the speaker's output and judge whether the demo completed."""
+                marks: dict[str, Any], *, barge_in_logged: bool,
+                utterances_s: Sequence[float] = ()) -> FileReport:
+    """Measure each turn on the speaker's output and judge whether the demo completed;
+    `utterances_s`: where each of the user's utterances begins in the microphone's
+    recording (s)."""
     report = FileReport(output_s=len(out) / RATE if out is not None else 0.0)
     if out is None or not clock.ready:
         report.problem = "the speaker's output file was not written"
@@ -67,7 +74,12 @@ def file_report(out: Samples | None, sim: SimulatedSwaram, clock: SpeakerClock,
             continue
         result.latency_ms = 1000 * (first - turn.speech_stopped)
         if turn.barged_in_at is not None:   # when the reply's last sample had played
-            result.silence_ms = max(0.0, 1000 * (last + 1 / RATE - turn.barged_in_at))
+            silent = last + 1 / RATE
+            result.silence_ms = max(0.0, 1000 * (silent - turn.barged_in_at))
+            voice = clock.sounds_at(int(RATE * utterances_s[i + 1])) \
+                if i + 1 < len(utterances_s) else None
+            if voice is not None:
+                result.voice_ms = 1000 * (silent - voice)
     report.problem = _first_problem(report, sim, barge_in_logged)
     return report
 
@@ -162,6 +174,9 @@ def _print_turn(tl: Timeline, r: TurnResult) -> None:
                "reply, then the user barged in")
         tl.say(f"  barge-in   speech_started → speaker silent: {r.silence_ms:.0f} ms "
                f"({verdict} the {BARGE_IN_LIMIT_MS:.0f} ms limit)")
+        if r.voice_ms is not None:
+            tl.say(f"             the user's voice → speaker silent: {r.voice_ms:.0f} ms "
+                   "(canceller, uplink and service VAD included)")
     else:
         tl.say(f"             heard the whole reply: {r.heard.seconds:.2f} s")
 

@@ -59,6 +59,7 @@ from swaramd.demo.harness import (
 )
 from swaramd.demo.recording import (
     RECORDING_S,
+    UTTERANCES,
     WAKE_PHRASE,
     WAKE_SHIFT_S,
     WAKE_WORD,
@@ -159,7 +160,7 @@ async def file_demo(out: Path, tmp: Path, tl: Timeline, *, wake_word: bool = Fal
     """Three turns (one with get_time), a barge-in and a goodbye, through WAV files;
     started by a press, or by the spoken wake word."""
     shift = WAKE_SHIFT_S if wake_word else 0.0
-    recording = wake_recording()[0] if wake_word else demo_recording()
+    recording, utterances = wake_recording() if wake_word else (demo_recording(), UTTERANCES)
     mic = write_wav(tmp / "mic.wav", recording)
     conversation = {"mode": "on_demand"} | ({"wake_word": WAKE_WORD} if wake_word else {})
     script = DemoScript()
@@ -210,7 +211,8 @@ async def file_demo(out: Path, tmp: Path, tl: Timeline, *, wake_word: bool = Fal
             result = await drive(daemon, director, tl, EXPECTED_S + shift, DEADLINE_S + shift,
                                  clock)
     report = file_report(speaker_output(out), sim, clock, marks,
-                         barge_in_logged=log_lines.seen["barge-in"] > 0)
+                         barge_in_logged=log_lines.seen["barge-in"] > 0,
+                         utterances_s=[u.start_s for u in utterances])
     if sim.turns:
         print_summary(tl, report, sim, out, marks.get("status"),
                       echo_room.echo_db if echo_room else None)
