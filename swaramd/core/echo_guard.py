@@ -43,15 +43,17 @@ Rules this module keeps:
   neither. A burst of residual follows the estimate at first and then less:
   a frame right after `BURST_FRAMES` or more that followed it, and within
   `BURST_MARGIN_DB` of the residual held, is that burst, not the user (a
-  voice stands far above the residual). A filter still young (just
-  converged, or re-converged after a change) leaves bursts of residual on
-  sounds it has not met yet, loud enough to pass by their energies, and
-  following the estimate no more than a voice does; but the estimate, only
-  scaled wrong per frequency, still explains the mic (their coherence, from
-  the caller, at least `COHERENT_MIN`), where the user's voice is no
-  function of it and lowers the coherence where it speaks. Such a frame is
-  echo unless its output stands `COHERENT_MARGIN_DB` over the residual held
-  (a user much quieter than the echo leaves the mic explained too). Just after
+  voice stands far above the residual). A filter still young (for
+  `YOUNG_S` of playback after the guard converged, at first or again after
+  a change) leaves bursts of residual on sounds it has not met yet, loud
+  enough to pass by their energies, and following the estimate no more
+  than a voice does; but the estimate, only scaled wrong per frequency,
+  still explains the mic (their coherence, from the caller, at least
+  `COHERENT_MIN`), where the user's voice is no function of it and lowers
+  the coherence where it speaks. There such a frame is echo unless its
+  output stands `COHERENT_MARGIN_DB` over the residual held. A user much
+  quieter than the echo leaves the mic explained too, and would lose
+  words to the rule for good: a grown filter does without it. Just after
   the speaker falls silent (`tail`), the mic holds only the echo's dying
   tail, which a filter models worst: there the user must also be louder than
   the mic's peak while the speaker played, falling `TAIL_DECAY_DB_S`. Any
@@ -111,7 +113,9 @@ FOLLOWS_MAX = 0.2          # and if its output follows the echo estimate (or its
 BURST_FRAMES = 2           # ... nor continues this many frames that followed it in a row
 BURST_MARGIN_DB = 12.0     # ... within this much of the residual held
 COHERENT_MIN = 0.98        # a frame whose mic the echo estimate explains this well
-COHERENT_MARGIN_DB = 20.0  # ... is echo, unless its output is this far over the residual
+COHERENT_MARGIN_DB = 20.0  # ... is echo, unless its output is this far over the residual,
+YOUNG_S = 20.0             # ... while the filter is young: this much playback since the
+                           # guard converged
 CHANGED_FOLLOWS = 0.5      # frames that look like the user but follow the estimate this closely
 CHANGED_SHARE = 0.6        # ... in this share of such frames: the echo has changed
 CHANGED_FRAMES = 15        # ... a share running over about this many of them
@@ -171,6 +175,8 @@ class EchoGuard:
         self._suppress = 1.0             # mean energy gain while playing, over ~1 s
         self._changed = 0.0              # running share of user-like frames that follow
         self._followed = 0               # frames in a row whose output followed the estimate
+        self._played = 0                 # samples played since the guard converged (young
+        # while under YOUNG_S)
         self._gain = 0.0
         self._ramp = (np.arange(frame, dtype=np.float32) + 1) / frame
         self._buf = np.zeros(frame, dtype=np.float32)
@@ -221,6 +227,7 @@ class EchoGuard:
             self.held += self.frame
             self._hold_residual(out_v)
             return 0.0
+        self._played += self.frame
         if hold:
             self.held += self.frame
             gain = 0.0
@@ -308,6 +315,7 @@ class EchoGuard:
         self._good_run = self._good_run + frame if (erle_ok or residual_ok) else 0
         if self._good_run >= self.rate * CONVERGED_HOLD_S:
             self.state = Guard.CONVERGED
+            self._played = 0
             self.knows_echo = erle_ok
             voice_erle = 10 * math.log10(max(self._erle_mic_v, 1e-12) /
                                          max(self._erle_out_v, 1e-13))
@@ -348,7 +356,8 @@ class EchoGuard:
         self._changed += (strong - self._changed) / CHANGED_FRAMES
         held = max(self._residual, self._noise_v)
         burst = self._followed >= BURST_FRAMES and out_v < held * _BURST_MARGIN
-        explained = coherent >= COHERENT_MIN and out_v < held * _COHERENT_MARGIN
+        explained = self._played < self.rate * YOUNG_S and coherent >= COHERENT_MIN and \
+            out_v < held * _COHERENT_MARGIN
         return abs(follows) < FOLLOWS_MAX and not burst and not explained
 
     def _hold_residual(self, out_v: float) -> None:

@@ -18,6 +18,7 @@ from swaramd.core.echo_guard import (
     RESIDUAL_MARGIN_DB,
     REST_RISE_DB_S,
     TARGET_DB,
+    YOUNG_S,
     EchoGuard,
     Guard,
 )
@@ -105,6 +106,23 @@ def test_a_mic_the_echo_estimate_explains_is_echo_unless_far_over_the_residual(
     out = MIC / db(30.0) * db(over_residual_db)
     gain = guard.frame_gain(MIC, out, False, True, coherent=coherent)
     assert (gain == 1.0) is passes
+
+
+def test_a_grown_filter_lets_a_quiet_user_the_estimate_explains_through():
+    # A user much quieter than the echo leaves the mic explained by the estimate too. Once
+    # the filter has played YOUNG_S since the guard converged it no longer leaves bursts,
+    # and such a frame is the user again (a wake word said softly over a reply).
+    guard = converged_guard()
+    out = MIC / db(30.0) * db(15.0)
+    assert guard.frame_gain(MIC, out, False, True, coherent=1.0) < 1.0     # young: echo
+    for _ in range(int(YOUNG_S * R / FRAME)):
+        guard.frame_gain(MIC, MIC / db(30.0), False, True)
+    assert guard.frame_gain(MIC, out, False, True, coherent=1.0) == 1.0
+    guard.relearn()                                   # the echo changed: young again
+    for _ in range(2 * R // FRAME):
+        guard.frame_gain(MIC, MIC / db(30.0), False, True)
+    assert guard.state is Guard.CONVERGED
+    assert guard.frame_gain(MIC, out, False, True, coherent=1.0) < 1.0
 
 
 def test_an_echo_that_changed_under_the_canceller_makes_the_guard_learn_again():
