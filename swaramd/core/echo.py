@@ -409,7 +409,8 @@ class EchoCanceller:
         self._last_mic, self._last_tail = energies, tail
         self._last_clipped = self._clipped(mic, energies[0])
         self._last_follows = self._follows(mic)
-        self._last_coherent = self._coherence()
+        # Only a young filter's guard weighs it (and the smoothing needs every frame).
+        self._last_coherent = 0.0 if self._guardian.grown else self._coherence()
 
     def _frame_energy(self, x: Samples) -> float:
         """Mean square of one kernel frame, full scale 1.0 (no allocation)."""
@@ -454,7 +455,7 @@ class EchoCanceller:
         Echo alone is a linear function of the reference, and so of the estimate even
         where the filter has learnt it only in part (a young filter scales it wrong):
         near 1. The user's voice is no function of it and lowers it where it speaks.
-        (One FFT of the pair, while the kernel runs.)"""
+        (One FFT of the pair, while the kernel runs and the guard is not `grown`.)"""
         pair = self._pair
         _, _, d_out, _ = self._cbufs
         np.add(d_out, pair[1], out=pair[0])          # the mic: output plus estimate

@@ -288,6 +288,12 @@ class EchoGuard:
             return False
         return mic_e < self._noise * _NO_ECHO
 
+    @property
+    def grown(self) -> bool:
+        """Whether the filter has played `YOUNG_S` since the guard converged: the frames'
+        coherence is no longer needed."""
+        return self.state is Guard.CONVERGED and self._played >= self.rate * YOUNG_S
+
     def erle_below(self, db: float) -> bool:
         """Whether ERLE over the last second is under `db`."""
         return self._erle_mic < self._erle_out * 10 ** (db / 10)
@@ -356,7 +362,7 @@ class EchoGuard:
         self._changed += (strong - self._changed) / CHANGED_FRAMES
         held = max(self._residual, self._noise_v)
         burst = self._followed >= BURST_FRAMES and out_v < held * _BURST_MARGIN
-        explained = self._played < self.rate * YOUNG_S and coherent >= COHERENT_MIN and \
+        explained = not self.grown and coherent >= COHERENT_MIN and \
             out_v < held * _COHERENT_MARGIN
         return abs(follows) < FOLLOWS_MAX and not burst and not explained
 

@@ -115,13 +115,16 @@ def test_a_grown_filter_lets_a_quiet_user_the_estimate_explains_through():
     guard = converged_guard()
     out = MIC / db(30.0) * db(15.0)
     assert guard.frame_gain(MIC, out, False, True, coherent=1.0) < 1.0     # young: echo
+    assert not guard.grown
     for _ in range(int(YOUNG_S * R / FRAME)):
         guard.frame_gain(MIC, MIC / db(30.0), False, True)
+    assert guard.grown                                # the canceller may stop measuring it
     assert guard.frame_gain(MIC, out, False, True, coherent=1.0) == 1.0
     guard.relearn()                                   # the echo changed: young again
+    assert not guard.grown
     for _ in range(2 * R // FRAME):
         guard.frame_gain(MIC, MIC / db(30.0), False, True)
-    assert guard.state is Guard.CONVERGED
+    assert guard.state is Guard.CONVERGED and not guard.grown
     assert guard.frame_gain(MIC, out, False, True, coherent=1.0) < 1.0
 
 
