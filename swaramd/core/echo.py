@@ -34,7 +34,7 @@ Rules this module keeps:
   learns it smeared; when the drift found (or a correction of it by
   `SMEARED_MIN_DRIFT` or more) moved the echo more than `SMEARED_SAMPLES`
   under the filter meanwhile, the filter starts again from zero and the
-  guard holds the mic while it learns.
+  guard holds the mic while it learns, and settles (`Guard.SETTLING`).
 - The acoustic delay is estimated now and then by a cross-correlation
   (phase transform, on two seconds of audio at the full rate;
   `core.echo_timing`) while the speaker plays; two agreeing estimates move
@@ -542,10 +542,10 @@ class EchoCanceller:
     def _observe_response(self) -> None:
         """Show the drift tracker the filter's impulse response (while it cancels): from
         ERLE `RESPONSE_ERLE_DB` on until a drift is found (the later it is found, the more
-        the filter smears), then only while the guard has converged (a filter that
+        the filter smears), then only once the guard has converged (a filter that
         learns again moves its response as it learns, which is not drift)."""
         self._next_response = self._mic_count + int(self.rate * RESPONSE_EVERY_S)
-        if (self._drift.updates and self.guard is not Guard.CONVERGED) or \
+        if (self._drift.updates and self.guard is Guard.LEARNING) or \
                 self._guardian.erle_below(RESPONSE_ERLE_DB):
             return
         h = self.kernel.impulse_response()
@@ -567,7 +567,7 @@ class EchoCanceller:
             return
         self.kernel.reset()
         self._drift.forget_response()
-        self._relearn()
+        self._relearn(restarted=True)
 
     def _read_ref(self, pos: int, out: Samples) -> None:
         """Copy reference samples [pos, pos+len(out)) into `out`; zeros where not held."""
@@ -604,11 +604,11 @@ class EchoCanceller:
 
     # --- relearning --------------------------------------------------------
 
-    def _relearn(self) -> None:
-        """The echo moved in time: trust the filter again only once it has re-converged,
-        and help it there by replaying the last seconds through it (with the new
-        alignment), a few frames at a time."""
-        self._guardian.relearn()
+    def _relearn(self, restarted: bool = False) -> None:
+        """The echo moved in time: trust the filter again only once it has re-converged
+        (and settled, if it `restarted` from zero), and help it there by replaying the
+        last seconds through it (with the new alignment), a few frames at a time."""
+        self._guardian.relearn(restarted)
         frame = self.frame
         held = min(self._warm_len, self._mic_count) // frame * frame
         first = self._mic_count - held
@@ -638,7 +638,7 @@ class EchoCanceller:
         # correlation is skipped, and a slip is judged on two estimates after it.
         # Converged with ERLE down (double talk, a drift not yet followed), it runs
         # every CHECK_EVERY_S, for the drift's trend.
-        converged = self.guard is Guard.CONVERGED and self._delay is not None
+        converged = self.guard is not Guard.LEARNING and self._delay is not None
         idle = (converged and not guardian.erle_below(DRIFT_CHECK_DB)) or \
             not guardian.hears_echo()
         # A mic that does not hear the speaker is asked again soon (no correlation runs

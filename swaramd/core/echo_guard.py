@@ -19,6 +19,14 @@ Rules this module keeps:
   speaker plays. This happens once: the canceller lives as long as the daemon.
   A room where the canceller does worse is trusted at `PATIENT_DB` after
   `PATIENCE_S` of playback, so the user can always talk over a reply.
+- `SETTLING`: a filter that started again from zero (a clock drift found had
+  moved the echo under it: `relearn(restarted=True)`) converges on the few
+  replies it has heard since and the seconds replayed into it, and meets
+  sounds it has not learnt for a while after: their residual came out loud
+  enough, and unlike the estimate enough, to pass as the user 15-30 s after
+  the restart, where a filter learning from the daemon's start did not. Once
+  such a filter has converged, the mic stays held for `SETTLE_S` of playback
+  more; then the guard converges (and the filter is young from there).
 - `CONVERGED`: a frame's own ERLE (mic over output energy, voice-weighted)
   says what it holds. Echo alone comes out at about the canceller's usual
   ERLE (`floor`, tracked on such frames); the user's voice comes out far
@@ -116,6 +124,8 @@ COHERENT_MIN = 0.98        # a frame whose mic the echo estimate explains this w
 COHERENT_MARGIN_DB = 20.0  # ... is echo, unless its output is this far over the residual,
 YOUNG_S = 20.0             # ... while the filter is young: this much playback since the
                            # guard converged
+SETTLE_S = 10.0            # a filter that started again from zero: the mic held for this
+                           # much playback more once it has converged
 CHANGED_FOLLOWS = 0.5      # frames that look like the user but follow the estimate this closely
 CHANGED_SHARE = 0.6        # ... in this share of such frames: the echo has changed
 CHANGED_FRAMES = 15        # ... a share running over about this many of them
@@ -138,6 +148,7 @@ class Guard(StrEnum):
     """What the guard does with the mic while the speaker plays."""
 
     LEARNING = "learning"      # not converged: the mic is held
+    SETTLING = "settling"      # a filter that started again has converged: still held
     CONVERGED = "converged"    # the user's voice passes, the residual echo is attenuated
 
 
@@ -175,6 +186,7 @@ class EchoGuard:
         self._suppress = 1.0             # mean energy gain while playing, over ~1 s
         self._changed = 0.0              # running share of user-like frames that follow
         self._followed = 0               # frames in a row whose output followed the estimate
+        self._restarted = False          # the filter started again from zero: settle
         self._played = 0                 # samples played since the guard converged (young
         # while under YOUNG_S)
         self._gain = 0.0
@@ -223,7 +235,11 @@ class EchoGuard:
             self.clipped += self.frame
         if not self.guarded:
             return 1.0
-        if self.state is Guard.LEARNING:
+        if self.state is Guard.SETTLING:
+            self._played += self.frame
+            if self._played >= self.rate * SETTLE_S:
+                self._converge(CONVERGED_DB)
+        if self.state is not Guard.CONVERGED:
             self.held += self.frame
             self._hold_residual(out_v)
             return 0.0
@@ -253,9 +269,11 @@ class EchoGuard:
         buf *= out
         return buf.astype(np.int16)
 
-    def relearn(self) -> None:
-        """The echo moved or changed: hold again until the canceller has re-converged."""
+    def relearn(self, restarted: bool = False) -> None:
+        """The echo moved or changed: hold again until the canceller has re-converged;
+        `restarted`: its filter starts again from zero, and settles (held) after that."""
         self.state = Guard.LEARNING
+        self._restarted = self._restarted or restarted
         self._good_run = self._learnt = self._followed = 0
         self._changed = 0.0
 
@@ -320,12 +338,21 @@ class EchoGuard:
         residual_ok = settled and self._erle_out <= quiet
         self._good_run = self._good_run + frame if (erle_ok or residual_ok) else 0
         if self._good_run >= self.rate * CONVERGED_HOLD_S:
-            self.state = Guard.CONVERGED
-            self._played = 0
             self.knows_echo = erle_ok
-            voice_erle = 10 * math.log10(max(self._erle_mic_v, 1e-12) /
-                                         max(self._erle_out_v, 1e-13))
-            self._floor_db = max(need, voice_erle)
+            if self._restarted:
+                self.state, self._played = Guard.SETTLING, 0
+            else:
+                self._converge(need)
+
+    def _converge(self, need: float) -> None:
+        """Trust the canceller from the next frame (`need`: the ERLE it converged at, the
+        least the usual ERLE is taken to be); the filter is young from here."""
+        self.state = Guard.CONVERGED
+        self._played = 0
+        self._restarted = False
+        voice_erle = 10 * math.log10(max(self._erle_mic_v, 1e-12) /
+                                     max(self._erle_out_v, 1e-13))
+        self._floor_db = max(need, voice_erle)
 
     def _residual_gain(self, mic_e: float, out_e: float, clipped: bool, mic_v: float,
                        out_v: float, tail: bool, follows: float, coherent: float) -> float:

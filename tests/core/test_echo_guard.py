@@ -17,6 +17,7 @@ from swaramd.core.echo_guard import (
     RESIDUAL_DECAY_DB_S,
     RESIDUAL_MARGIN_DB,
     REST_RISE_DB_S,
+    SETTLE_S,
     TARGET_DB,
     YOUNG_S,
     EchoGuard,
@@ -126,6 +127,37 @@ def test_a_grown_filter_lets_a_quiet_user_the_estimate_explains_through():
         guard.frame_gain(MIC, MIC / db(30.0), False, True)
     assert guard.state is Guard.CONVERGED and not guard.grown
     assert guard.frame_gain(MIC, out, False, True, coherent=1.0) < 1.0
+
+
+def test_a_filter_that_started_again_settles_held_before_the_user_passes():
+    # A filter that started again from zero has converged on the few replies heard
+    # since: the mic stays held for SETTLE_S of playback more, the user's frames too;
+    # then the guard converges and they pass. Status says what it does meanwhile.
+    guard = converged_guard()
+    user = MIC / db(15.0)                             # the user, by the energies
+    assert guard.frame_gain(MIC, user, False, True) == 1.0
+    guard.relearn(restarted=True)
+    for _ in range(2 * R // FRAME):
+        guard.frame_gain(MIC, MIC / db(30.0), False, True)
+        if guard.state is not Guard.LEARNING:
+            break
+    assert guard.state is Guard.SETTLING
+    held, frames = guard.held, 0
+    while guard.state is Guard.SETTLING and frames < 2 * SETTLE_S * R / FRAME:
+        gain = guard.frame_gain(MIC, user if frames % 10 == 0 else MIC / db(30.0), False,
+                                True)
+        frames += 1
+        assert gain == 0.0 or guard.state is Guard.CONVERGED
+    assert (frames + 1) * FRAME == SETTLE_S * R           # the first was the converging one
+    assert guard.held - held == (frames - 1) * FRAME
+    assert guard.state is Guard.CONVERGED and not guard.grown
+    for _ in range(R // FRAME):        # the held residual falls from the user's frames
+        guard.frame_gain(MIC, MIC / db(30.0), False, True)
+    assert guard.frame_gain(MIC, user, False, True) == 1.0
+    guard.relearn()                                   # the echo changed: no settling
+    for _ in range(2 * R // FRAME):
+        guard.frame_gain(MIC, MIC / db(30.0), False, True)
+    assert guard.state is Guard.CONVERGED
 
 
 def test_an_echo_that_changed_under_the_canceller_makes_the_guard_learn_again():
