@@ -345,7 +345,7 @@ class EchoGuard:
                 self._converge(need)
 
     def _converge(self, need: float) -> None:
-        """Trust the canceller from the next frame (`need`: the ERLE it converged at, the
+        """Trust the canceller from this frame on (`need`: the ERLE it converged at, the
         least the usual ERLE is taken to be); the filter is young from here."""
         self.state = Guard.CONVERGED
         self._played = 0
