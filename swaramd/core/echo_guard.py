@@ -188,7 +188,7 @@ class EchoGuard:
         self._followed = 0               # frames in a row whose output followed the estimate
         self._restarted = False          # the filter started again from zero: settle
         self._played = 0                 # samples played since the guard converged (young
-        # while under YOUNG_S)
+        # while under YOUNG_S), or since it began settling (held while under SETTLE_S)
         self._gain = 0.0
         self._ramp = (np.arange(frame, dtype=np.float32) + 1) / frame
         self._buf = np.zeros(frame, dtype=np.float32)
