@@ -24,7 +24,8 @@ Rules this module keeps:
   replies it has heard since and the seconds replayed into it, and meets
   sounds it has not learnt for a while after: their residual came out loud
   enough, and unlike the estimate enough, to pass as the user 15-30 s after
-  the restart, where a filter learning from the daemon's start did not. Once
+  the restart, where in the same replies a filter learning from the
+  daemon's start did not (in other speech it now and then does). Once
   such a filter has converged, the mic stays held for `SETTLE_S` of playback
   more; then the guard converges (and the filter is young from there).
 - `CONVERGED`: a frame's own ERLE (mic over output energy, voice-weighted)
