@@ -3,9 +3,11 @@
     .venv/bin/python bench/echo.py [--delay-ms 40] [--echo-db 6] [--tail-ms 250]
                                    [--frame-ms 20] [--clipping]
 
-A 38 s scene at 24 kHz, as a bare mic beside the speaker hears it: the reply
-(espeak-ng speech when installed) alone 0-12 s, the user talking over it
-12-20 s, the user alone 21-28 s, the reply alone again 28-38 s; the echo comes
+A 46 s scene at 24 kHz, as a bare mic beside the speaker hears it: the reply
+(espeak-ng speech when installed) alone 0-20 s, the user talking over it
+20-28 s, the user alone 29-36 s, the reply alone again 36-46 s (the guard
+holds the mic until the filter has played 18 s: the double talk comes after
+that); the echo comes
 through a delay, a decaying tail and a gain (`--echo-db` over the user's
 voice), with a little room noise. The user speaks at -26 dBFS unless the mic
 would then clip: as a mic's gain is set for the loudest sound it hears, the
@@ -18,8 +20,8 @@ the kernel's frame is 20 ms (the engine's `ECHO_FRAME_MS`) unless `--frame-ms`
 says otherwise.
 
 It prints:
-- ERLE (echo removed, dB) while only the reply plays: its first 3 s, 3-12 s,
-  and 29-38 s (after the double talk), for the canceller's own output and for
+- ERLE (echo removed, dB) while only the reply plays: its first 3 s, 3-20 s,
+  and 37-46 s (after the double talk), for the canceller's own output and for
   what leaves the guard (`core.echo_guard`: the mic held while the canceller
   learns, the residual echo attenuated once it has);
 - the normalised correlation of the output with the clean user (best lag
@@ -62,19 +64,19 @@ KERNEL: dict[str, int] = {}
 
 def scene(delay_ms: float, echo_db: float, tail_ms: float,
           clipping: bool = False) -> dict[str, np.ndarray]:
-    """The reply, the user and the mic on a 38 s time line; "gain" is the mic's gain
+    """The reply, the user and the mic on a 46 s time line; "gain" is the mic's gain
     (1, or less where the mic would clip, unless `clipping`)."""
-    n = 38 * R
+    n = 46 * R
     reply = np.concatenate([room.speech(s, "en", seed=i) for i, s in enumerate(room.SENTENCES)])
     reply = np.tile(reply, int(np.ceil(n / len(reply))))[:n]
     ref = np.zeros(n, np.float32)
-    ref[:20 * R] = reply[:20 * R]
-    ref[28 * R:] = reply[28 * R:]
+    ref[:28 * R] = reply[:28 * R]
+    ref[36 * R:] = reply[36 * R:]
     said = room.speech("Stop please. I want to ask something else: the train to Kochi, "
                        "when does it leave, and is there a seat by the window?",
                        "en-us+f3", seed=9)
     user = np.zeros(n, np.float32)
-    for start, end in ((12, 20), (21, 28)):
+    for start, end in ((20, 28), (29, 36)):
         part = said[:(end - start) * R]
         user[start * R:start * R + len(part)] = part
     user = room.scale_to(user, USER_RMS)
@@ -88,7 +90,7 @@ def scene(delay_ms: float, echo_db: float, tail_ms: float,
 
 def run(sc: dict[str, np.ndarray], guarded: bool,
         frame: int = PERIOD) -> tuple[np.ndarray, float, float]:
-    """The canceller's output (float), its CPU seconds, and those of 29-38 s."""
+    """The canceller's output (float), its CPU seconds, and those of 37-46 s."""
     kernel = SpeexEchoKernel(frame, int(R * 0.3), R, **KERNEL)
     ec = EchoCanceller(kernel, R, guarded=guarded)
     mic, ref = room.to_pcm(sc["mic"]), room.to_pcm(sc["ref"])
@@ -101,7 +103,7 @@ def run(sc: dict[str, np.ndarray], guarded: bool,
         out = ec.process(mic[i:i + PERIOD], t)
         spent = time.process_time() - c0
         cpu += spent
-        late += spent if i >= 29 * R else 0.0
+        late += spent if i >= 37 * R else 0.0
         outs.append(out)
     out = np.concatenate(outs).astype(np.float32) / 32767
     # The output keeps the mic's positions; while the speaker plays its last kernel
@@ -153,11 +155,11 @@ def main() -> None:
     print(f"mic: the user at {user_level:.1f} dBFS, peak "
           f"{20 * np.log10(np.max(np.abs(mic))):+.1f} dBFS, {clipped} samples clipped")
     for name, sig in (("canceller", raw), ("after guard", out)):
-        print(f"ERLE {name:11s}  0-3 s {erle(mic, sig, 0, 3 * R):5.1f} dB   3-12 s "
-              f"{erle(mic, sig, 3 * R, 12 * R):5.1f} dB   29-38 s "
-              f"{erle(mic, sig, 29 * R, 38 * R):5.1f} dB")
-    print(f"correlation with the user: both talking {correlation(out, user, 13 * R, 20 * R):.3f}"
-          f"   user alone {correlation(out, user, 21 * R, 28 * R):.3f}")
+        print(f"ERLE {name:11s}  0-3 s {erle(mic, sig, 0, 3 * R):5.1f} dB   3-20 s "
+              f"{erle(mic, sig, 3 * R, 20 * R):5.1f} dB   37-46 s "
+              f"{erle(mic, sig, 37 * R, 46 * R):5.1f} dB")
+    print(f"correlation with the user: both talking {correlation(out, user, 21 * R, 28 * R):.3f}"
+          f"   user alone {correlation(out, user, 29 * R, 36 * R):.3f}")
     fires = chunk_db(out) > user_level - 12
     ref_db, user_db = chunk_db(ref), chunk_db(user)
     reply_only = (ref_db > -50) & (user_db < -80)
@@ -174,7 +176,7 @@ def main() -> None:
           f"{len(starts)} in all")
     print(f"CPU: {1000 * cpu / seconds:.1f} ms per audio second over the scene (the "
           f"first seconds' replay included); {1000 * late / 9:.1f} while the reply plays "
-          f"at 29-38 s")
+          f"at 37-46 s")
 
 
 if __name__ == "__main__":

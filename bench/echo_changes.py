@@ -1,10 +1,11 @@
 """Benchmark: the echo changes in a room the canceller has learnt (not a test).
 
-    .venv/bin/python bench/echo_changes.py [--jobs 2] [--verbose]
+    .venv/bin/python bench/echo_changes.py [--jobs 2] [--verbose] [--at-s 36 37 38 39.5]
 
-A 40 s scene at 24 kHz: a reply of 2.5 s every 5 s from 1 s on (espeak-ng
-speech when installed), heard by a bare mic through a room (a delay, a 250 ms
-tail), with a little room noise and no user. The canceller (`core.echo` with
+A scene at 24 kHz, running 20 s past the last change: a reply of 2.5 s
+every 5 s from 1 s on (espeak-ng speech when installed), heard by a bare mic
+through a room (a delay, a 250 ms tail), with a little room noise and no
+user. The canceller (`core.echo` with
 Speex, 20 ms periods, as the engine's pump runs it) learns the room, and then
 the echo changes:
 
@@ -15,8 +16,10 @@ the echo changes:
 - `moved`: the echo comes 40 ms later from the change on (two periods
   slipped between the directions).
 
-Each kind runs over a grid: the change at 16.0 s, 17.0 s (inside a reply),
-18.0 s (near its end) or 19.5 s (between replies), a room of 30, 60 or
+Each kind runs over a grid: the change at 36.0 s, 37.0 s (inside a reply),
+38.0 s (near its end) or 39.5 s (between replies), after the guard has
+converged and its filter has settled (about 32 s here; `--at-s` sets other
+times), a room of 30, 60 or
 120 ms, and the echo at the user's level or 6 dB over it (the user's level
 as in `bench/echo.py`: -26 dBFS). The uplink is fed to the simulated
 service's turn detector (`swaramd.demo.vad.EnergyVad`); with no user in the
@@ -44,9 +47,9 @@ from swaramd.demo.vad import EnergyVad
 R = room.RATE
 PERIOD = 480
 USER_RMS = 0.05
-SECONDS = 40
+AFTER_S = 20                    # the scene goes on this long after the last change
 KINDS = ("appears", "louder", "moved")
-AT_S = (16.0, 17.0, 18.0, 19.5)
+AT_S = (36.0, 37.0, 38.0, 39.5)
 DELAYS_MS = (30, 60, 120)
 LEVELS_DB = (0.0, 6.0)          # the echo over the user
 LOUDER_DB = 10.0
@@ -65,10 +68,11 @@ def replies(n: int) -> np.ndarray:
     return ref
 
 
-def run(job: tuple[str, float, int, float]) -> tuple[str, list[float], list[float], list[float]]:
-    """One scene: the speech starts before the change, at it, and after it."""
-    kind, at_s, delay_ms, level_db = job
-    n = SECONDS * R
+def run(job: tuple[str, float, int, float, int]
+        ) -> tuple[str, list[float], list[float], list[float]]:
+    """One scene of `seconds`: the speech starts before the change, at it, and after it."""
+    kind, at_s, delay_ms, level_db, seconds = job
+    n = seconds * R
     ref = replies(n)
     level = USER_RMS * 10 ** (level_db / 20)
     echo = room.scale_to(room.echo_of(ref, room.room_response(delay_ms, 250)), level)
@@ -97,9 +101,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--verbose", action="store_true", help="print every run's starts")
+    ap.add_argument("--at-s", type=float, nargs="+", default=list(AT_S),
+                    help="when the echo changes (s)")
     args = ap.parse_args()
-    jobs = [(kind, at, d, lv) for kind in KINDS for at in AT_S for d in DELAYS_MS
-            for lv in LEVELS_DB]
+    seconds = int(max(args.at_s)) + 1 + AFTER_S
+    jobs = [(kind, at, d, lv, seconds) for kind in KINDS for at in args.at_s
+            for d in DELAYS_MS for lv in LEVELS_DB]
     totals = {kind: [0, 0, 0, 0, 0] for kind in KINDS}
     with ProcessPoolExecutor(args.jobs) as pool:
         for job, (kind, before, onset, after) in zip(jobs, pool.map(run, jobs), strict=True):
@@ -112,6 +119,7 @@ def main() -> None:
             if args.verbose:
                 print(job, [round(s, 2) for s in before], [round(s, 2) for s in onset],
                       [round(s, 2) for s in after])
+    print(f"the change at {', '.join(f'{a:g}' for a in args.at_s)} s; {seconds} s scenes")
     for kind, (before, onset, after, runs_after, runs) in totals.items():
         print(f"{kind:8s} {runs} runs: {before} starts before the change; {onset} runs with "
               f"a start at it; {after} starts after it, in {runs_after} runs")

@@ -80,7 +80,8 @@ LEVELS_DB = (-1.0, -12.0, -24.0)
 USER_DB = -12.0          # the level whose RMS the echo is set against
 NOISE_DB = -70.0
 
-SETTLE_S = 10.0          # the first reply plays this long before its first word
+SETTLE_S = 20.0          # the first reply plays this long before its first word (the
+                         # guard holds the mic until the filter has played 18 s)
 PER_REPLY = 4            # words over each reply
 WORD_AT_S = 1.0          # into its slot
 AFTER_S = 2.0            # from the word's end to the next slot

@@ -19,15 +19,24 @@ Rules this module keeps:
   speaker plays. This happens once: the canceller lives as long as the daemon.
   A room where the canceller does worse is trusted at `PATIENT_DB` after
   `PATIENCE_S` of playback, so the user can always talk over a reply.
-- `SETTLING`: a filter that started again from zero (a clock drift found had
+- `SETTLING`: a filter that has played less than `FIRST_S` since it met the
+  echo (since the daemon started, or since an echo appeared where the mic
+  heard none) leaves bursts of residual on sounds it has not met yet (a loud
+  word's reverberant end), 6-25 dB over the residual held, coherent with
+  the estimate and following it no more than a voice does: no rule on a
+  frame tells them from a user talking over the reply, and in replies of
+  other voices and words they pass as the user 6-18 s of playback after the
+  start. So once it has converged on an echo, the mic stays held until the
+  filter has played `FIRST_S`; the button still interrupts meanwhile. (A
+  mic that hears no echo, headphones, has no residual to burst.)
+  A filter that started again from zero (a clock drift found had
   moved the echo under it: `relearn(restarted=True)`) converges on the few
   replies it has heard since and the seconds replayed into it, and meets
   sounds it has not learnt for a while after: their residual came out loud
   enough, and unlike the estimate enough, to pass as the user 15-30 s after
-  the restart, where in the same replies a filter learning from the
-  daemon's start did not (in other speech it now and then does). Once
-  such a filter has converged, the mic stays held for `SETTLE_S` of playback
-  more; then the guard converges (and the filter is young from there).
+  the restart. Once such a filter has converged, the mic stays held for
+  `SETTLE_S` of playback more. Then the guard converges (and the filter is
+  young from there).
 - `CONVERGED`: a frame's own ERLE (mic over output energy, voice-weighted)
   says what it holds. Echo alone comes out at about the canceller's usual
   ERLE (`floor`, tracked on such frames); the user's voice comes out far
@@ -77,7 +86,9 @@ Rules this module keeps:
   estimate closely (`CHANGED_FOLLOWS`), on most of those frames; the user's
   voice almost never does. When more than `CHANGED_SHARE` of the frames that
   look like the user by their energies do (a running share over about
-  `CHANGED_FRAMES` of them), the echo has changed: the guard learns again,
+  `CHANGED_FRAMES` of them; a low share, because in a room learnt long ago
+  many of those frames follow it less closely, and the first that follows
+  it under `FOLLOWS_MAX` would pass), the echo has changed: the guard learns again,
   holding the mic while the speaker plays until the canceller has
   re-converged.
 - The room's rest level (the mic while the speaker has been silent longer
@@ -125,10 +136,12 @@ COHERENT_MIN = 0.98        # a frame whose mic the echo estimate explains this w
 COHERENT_MARGIN_DB = 20.0  # ... is echo, unless its output is this far over the residual,
 YOUNG_S = 20.0             # ... while the filter is young: this much playback since the
                            # guard converged
+FIRST_S = 18.0             # a filter learning an echo new to it (at the daemon's start):
+                           # the mic held until it has played this much since
 SETTLE_S = 10.0            # a filter that started again from zero: the mic held for this
                            # much playback more once it has converged
-CHANGED_FOLLOWS = 0.5      # frames that look like the user but follow the estimate this closely
-CHANGED_SHARE = 0.6        # ... in this share of such frames: the echo has changed
+CHANGED_FOLLOWS = 0.3      # frames that look like the user but follow the estimate this closely
+CHANGED_SHARE = 0.3        # ... in this share of such frames: the echo has changed
 CHANGED_FRAMES = 15        # ... a share running over about this many of them
 REST_RISE_DB_S = 1.0       # the room's rest level rises at most this fast
 SILENT_DBFS = -96.0        # a mic frame under this is digital silence, not the room
@@ -149,7 +162,7 @@ class Guard(StrEnum):
     """What the guard does with the mic while the speaker plays."""
 
     LEARNING = "learning"      # not converged: the mic is held
-    SETTLING = "settling"      # a filter that started again has converged: still held
+    SETTLING = "settling"      # a filter new or started again has converged: still held
     CONVERGED = "converged"    # the user's voice passes, the residual echo is attenuated
 
 
@@ -172,6 +185,7 @@ class EchoGuard:
         self._erle_mic = 0.0
         self._erle_out = 0.0
         self._erle_n = 0
+        self._age = 0                    # samples played since the filter met the echo
         self._noise = -1.0               # mic energy while the speaker is silent
         self._noise_v = -1.0             # ... voice-weighted
         self._erle_mic_v = 0.0
@@ -189,7 +203,7 @@ class EchoGuard:
         self._followed = 0               # frames in a row whose output followed the estimate
         self._restarted = False          # the filter started again from zero: settle
         self._played = 0                 # samples played since the guard converged (young
-        # while under YOUNG_S), or since it began settling (held while under SETTLE_S)
+        # while under YOUNG_S), or settling since it learnt again (held under SETTLE_S)
         self._gain = 0.0
         self._ramp = (np.arange(frame, dtype=np.float32) + 1) / frame
         self._buf = np.zeros(frame, dtype=np.float32)
@@ -238,8 +252,8 @@ class EchoGuard:
             return 1.0
         if self.state is Guard.SETTLING:
             self._played += self.frame
-            if self._played >= self.rate * SETTLE_S:
-                self._converge(CONVERGED_DB)
+            if self._settled():
+                self._converge(self._need())
         if self.state is not Guard.CONVERGED:
             self.held += self.frame
             self._hold_residual(out_v)
@@ -273,9 +287,11 @@ class EchoGuard:
     def relearn(self, restarted: bool = False) -> None:
         """The echo moved or changed: hold again until the canceller has re-converged;
         `restarted`: its filter starts again from zero, and settles (held) after that."""
+        if self.state is Guard.CONVERGED and not self.knows_echo:
+            self._age = 0               # converged on no echo: this one is new to the filter
         self.state = Guard.LEARNING
         self._restarted = self._restarted or restarted
-        self._good_run = self._learnt = self._followed = 0
+        self._good_run = self._learnt = self._followed = self._played = 0
         self._changed = 0.0
 
     # --- measures --------------------------------------------------------------
@@ -329,21 +345,42 @@ class EchoGuard:
         self._erle_mic_v += (mic_v - self._erle_mic_v) * a
         self._erle_out_v += (out_v - self._erle_out_v) * a
         self._erle_n += frame
-        if self.state is not Guard.LEARNING:
+        self._age += frame
+        if self.state is Guard.CONVERGED:
             return
+        # Learning, and settling too: a canceller that loses the echo while it settles
+        # (the echo moved, the user talks) learns again (held either way), so that a
+        # moved echo is found at once and the guard never converges on a lost one.
         quiet = max(self._noise * 4.0, level(-50.0))
-        settled = self._erle_n > self.rate // 2
-        self._learnt += frame
-        need = CONVERGED_DB if self._learnt < self.rate * PATIENCE_S else PATIENT_DB
-        erle_ok = settled and self._erle_out > 0 and not self.erle_below(need)
-        residual_ok = settled and self._erle_out <= quiet
-        self._good_run = self._good_run + frame if (erle_ok or residual_ok) else 0
-        if self._good_run >= self.rate * CONVERGED_HOLD_S:
+        measured = self._erle_n > self.rate // 2
+        if self.state is Guard.LEARNING:
+            self._learnt += frame
+        erle_ok = measured and self._erle_out > 0 and not self.erle_below(self._need())
+        residual_ok = measured and self._erle_out <= quiet
+        if not (erle_ok or residual_ok):
+            self._good_run = 0
+            self.state = Guard.LEARNING
+            return
+        self._good_run += frame
+        if self.state is Guard.LEARNING and self._good_run >= self.rate * CONVERGED_HOLD_S:
             self.knows_echo = erle_ok
-            if self._restarted:
-                self.state, self._played = Guard.SETTLING, 0
+            if self._settled():
+                self._converge(self._need())
             else:
-                self._converge(need)
+                self.state = Guard.SETTLING
+
+    def _need(self) -> float:
+        """The ERLE at which the canceller counts as converged."""
+        return CONVERGED_DB if self._learnt < self.rate * PATIENCE_S else PATIENT_DB
+
+    def _settled(self) -> bool:
+        """Whether a converged filter has settled: `SETTLE_S` of playback since it
+        converged if it started again from zero, else `FIRST_S` since it met the echo (the
+        daemon's start, or an echo appearing where there was none). A mic that heard no
+        echo to cancel leaves no residual to burst: it needs no settling."""
+        if self._restarted:
+            return self._played >= self.rate * SETTLE_S
+        return not self.knows_echo or self._age >= self.rate * FIRST_S
 
     def _converge(self, need: float) -> None:
         """Trust the canceller from this frame on (`need`: the ERLE it converged at, the

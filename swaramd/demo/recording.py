@@ -121,14 +121,16 @@ class Utterance:
 
 # The user's side of the demo. The timing leaves room for each reply: reply 1
 # (after the get_time call) ends near 6 s; the third utterance starts about
-# 5.5 s into reply 2 (9.3 s long), so it barges in, once the echo canceller
-# has had about 8 s of the replies' echo to learn the room from.
+# 19.5 s into reply 2 (29.3 s long), so it barges in. By then the speaker has
+# played about 22 s: the echo canceller converges in the first reply, and
+# holds the mic until it has played 18 s (a young filter's residual bursts
+# would pass for the user).
 UTTERANCES = (
     Utterance(1.0, 2.5, "ഇപ്പോൾ സമയം എത്രയായി?", "what time is it now?"),
     Utterance(7.0, 8.5, "ഒരു കഥ പറയാമോ?", "can you tell me a story?"),
-    Utterance(14.5, 15.5, "മതി, നന്ദി!", "that's enough, thanks!"),
+    Utterance(28.5, 29.5, "മതി, നന്ദി!", "that's enough, thanks!"),
 )
-RECORDING_S = 16.5
+RECORDING_S = 30.5
 USER_F0 = 125.0
 USER_LEVEL = 0.2        # the user's peak, of full scale: about -26 dBFS RMS
 

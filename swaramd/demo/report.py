@@ -146,6 +146,10 @@ def _print_canceller(tl: Timeline, echo: dict[str, Any] | None) -> None:
     erle, delay = echo.get("erle_db"), echo.get("delay_ms")
     tl.say(f"             the canceller removed {_db(erle)} of it (ERLE, its last second of "
            f"reply); echo delay found {_ms(delay)}; guard {echo.get('guard')}")
+    held = echo.get("held_s")
+    if held:
+        tl.say(f"             the mic was held for {held:.1f} s of the replies, while the "
+               "canceller learnt the room and settled")
 
 
 def _db(value: float | None) -> str:

@@ -85,12 +85,20 @@ def _spoken(text: str, seed: int) -> bytes | None:
 
 
 STORY = ("[simulated reply] ശരി, ഒരു കഥ പറയാം. പണ്ട് പണ്ട് ഒരു വലിയ കാട്ടിൽ ബുദ്ധിമാനായ "
-         "ഒരു മുയൽ ഉണ്ടായിരുന്നു. ഒരു ദിവസം അവൻ ഒരു സിംഹത്തെ കണ്ടുമുട്ടി, എന്നിട്ട്...")
+         "ഒരു മുയൽ ഉണ്ടായിരുന്നു. ആ കാട്ടിൽ ക്രൂരനായ ഒരു സിംഹവും ജീവിച്ചിരുന്നു. എല്ലാ "
+         "ദിവസവും സിംഹം ഒരു മൃഗത്തെ തിന്നുമായിരുന്നു, മൃഗങ്ങളെല്ലാം പേടിച്ചു വിറച്ചു. ഒരു "
+         "ദിവസം മുയലിന്റെ ഊഴം വന്നു. മുയൽ പതുക്കെ പതുക്കെ സിംഹത്തിന്റെ ഗുഹയിലേക്ക് നടന്നു. "
+         "വഴിയിൽ അവൻ ഒരു പഴയ കിണർ കണ്ടു, അവന് ഒരു ഉപായം തോന്നി. വൈകി എത്തിയ മുയലിനെ കണ്ട് "
+         "സിംഹം ദേഷ്യത്തോടെ അലറി, എന്നിട്ട്...")
 STORY_GLOSS = ("OK, a story. Long, long ago in a big forest there lived a clever rabbit. "
-               "One day he met a lion, and then...")
+               "A cruel lion lived in that forest too. Every day the lion ate an animal, "
+               "and all the animals trembled with fear. One day it was the rabbit's turn. "
+               "The rabbit walked slowly, slowly to the lion's cave. On the way he saw an "
+               "old well, and he had an idea. Seeing the rabbit arrive late, the lion "
+               "roared in anger, and then...")
 STOP_ACK = "[simulated reply] ശരി, നിർത്താം. ശുഭദിനം!"
 # Without espeak-ng: the time answer; the story (cut by the barge-in); the ack.
-REPLY_SECONDS = (2.8, 9.3, 2.6)
+REPLY_SECONDS = (2.8, 29.3, 2.6)
 
 
 def _time_said(clock: str) -> str:

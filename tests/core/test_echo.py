@@ -41,7 +41,7 @@ class Run:
     guards: list[Guard]
 
 
-def simulate(delay_ms: float, echo_db: float, talk_s: tuple[float, ...] = (20.0,),
+def simulate(delay_ms: float, echo_db: float, talk_s: tuple[float, ...] = (24.0,),
              clock_offset_s: float = 0.0) -> Run:
     reply, user = voices()
     n_reply = len(reply)
@@ -455,12 +455,12 @@ def test_the_echo_estimate_explains_an_echo_even_scaled_wrong_but_not_the_user()
 
 
 def only_the_user_heard(echo: np.ndarray, ref: np.ndarray) -> EchoCanceller:
-    """Run the canceller on `echo` (of replies `ref`), a user talking at 31.5 s and a
+    """Run the canceller on `echo` (of replies `ref`), a user talking at 51.5 s and a
     little room noise: the simulated service's turn detector hears speech while the
     user talks and at no other time."""
     n = len(ref)
     _, said = voices()
-    talk = int(31.5 * R)
+    talk = int(51.5 * R)
     user = np.zeros(n, np.float32)
     user[talk:talk + len(said)] = room.scale_to(said, 2 * USER_RMS)
     noise = np.random.default_rng(5).standard_normal(n).astype(np.float32) * USER_RMS / 100
@@ -473,25 +473,40 @@ def only_the_user_heard(echo: np.ndarray, ref: np.ndarray) -> EchoCanceller:
 
 
 def test_a_speaker_turned_up_in_a_learnt_room_is_not_taken_for_the_user():
-    # The room is learnt with the echo under the user's level; at 17 s, in a reply, the
-    # speaker is turned up 10 dB. The filter now under-estimates the echo, which the
-    # frames' energies alone would take for the user talking. The simulated service's
-    # turn detector hears no speech in any reply; the user talking over a later one is
-    # heard.
-    ref = replies_every_5_s(36 * R)
+    # The room is learnt with the echo under the user's level (the guard converged, and
+    # settled, at about 32 s); at 37 s, in a reply, the speaker is turned up 10 dB. The
+    # filter now under-estimates the echo, which the frames' energies alone would take
+    # for the user talking. The simulated service's turn detector hears no speech in
+    # any reply; the user talking over a later one is heard.
+    ref = replies_every_5_s(56 * R)
     echo = room.scale_to(room.echo_of(ref, room.room_response(60, 250)), 2 * USER_RMS)
-    echo[:17 * R] *= 10 ** (-10 / 20)
+    echo[:37 * R] *= 10 ** (-10 / 20)
     ec = only_the_user_heard(echo, ref)
     assert ec.stats().guard is Guard.CONVERGED
 
 
 def test_an_echo_that_moves_later_in_a_learnt_room_is_not_taken_for_the_user():
-    # The room is learnt; at 17 s, in a reply, the echo comes 40 ms later (still under the
-    # filter, which re-adapts for seconds). Meanwhile the output looks like the user by
-    # its energies, though at first it follows the filter's echo estimate: the guard
-    # learns again. The simulated service's turn detector hears no speech in any reply;
-    # the user talking over a later one is heard.
-    ref = replies_every_5_s(36 * R)
+    # The room is learnt (the guard converged, and settled, at about 32 s); at 37 s, in a
+    # reply, the echo comes 40 ms later (still under the filter, which re-adapts for
+    # seconds). Meanwhile the output looks like the user by its energies, though it
+    # follows the filter's echo estimate or its negative on most frames: the guard
+    # learns again before a frame that does not can pass. The simulated service's turn
+    # detector hears no speech in any reply; the user talking over a later one is heard.
+    ref = replies_every_5_s(56 * R)
+    echo, later = (room.scale_to(room.echo_of(ref, room.room_response(ms, 250)), 2 * USER_RMS)
+                   for ms in (60, 100))
+    echo[37 * R:] = later[37 * R:]
+    ec = only_the_user_heard(echo, ref)
+    assert ec.guard is Guard.CONVERGED                        # learnt again
+
+
+def test_an_echo_that_moves_while_the_filter_settles_is_learnt_again():
+    # The guard has converged and the filter settles (held); at 17 s, in a reply, the echo
+    # comes 40 ms later (still under the filter, which re-adapts for seconds). When the
+    # settling ends the canceller has lost the echo: the guard learns again rather than
+    # trust it. The simulated service's turn detector hears no speech in any reply; the
+    # user talking over a later one is heard.
+    ref = replies_every_5_s(56 * R)
     echo, later = (room.scale_to(room.echo_of(ref, room.room_response(ms, 250)), 2 * USER_RMS)
                    for ms in (60, 100))
     echo[17 * R:] = later[17 * R:]
@@ -606,8 +621,8 @@ def test_replies_in_a_learnt_room_are_never_heard_as_speech():
     # Replies every 5 s in a 60 ms room, the echo 6 dB over the user's level. At a loud
     # word's onset the output can follow the negative of the filter's echo estimate
     # (the filter subtracts more than the echo holds), which by its energies alone
-    # would be the user.
-    n = 16 * R
+    # would be the user. The guard converges, settled, at about 32 s.
+    n = 44 * R
     ref = replies_every_5_s(n)
     echo = room.scale_to(room.echo_of(ref, room.room_response(60, 250)), 2 * USER_RMS)
     noise = np.random.default_rng(5).standard_normal(n).astype(np.float32) * USER_RMS / 100

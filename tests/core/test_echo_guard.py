@@ -12,6 +12,7 @@ from swaramd.core.echo_guard import (
     CLIPPED_TARGET_DB,
     COHERENT_MARGIN_DB,
     COHERENT_MIN,
+    FIRST_S,
     FOLLOWS_MAX,
     PATIENCE_S,
     RESIDUAL_DECAY_DB_S,
@@ -34,9 +35,12 @@ def db(x: float) -> float:
 
 
 def converged_guard(erle_db: float = 30.0) -> EchoGuard:
+    """A guard that has just converged: its filter has played FIRST_S since the start."""
     guard = EchoGuard(R, FRAME)
-    for _ in range(2 * R // FRAME):
+    for _ in range(int((FIRST_S + 1) * R / FRAME)):
         guard.frame_gain(MIC, MIC / db(erle_db), False, True)
+        if guard.state is Guard.CONVERGED:
+            break
     assert guard.state is Guard.CONVERGED
     return guard
 
@@ -47,7 +51,70 @@ def test_the_guard_knows_whether_it_converged_on_an_echo():
     guard.rest(db(-70.0))
     for _ in range(2 * R // FRAME):                      # the output as quiet as the room
         guard.frame_gain(db(-70.0), db(-70.0), False, True)
+    # No echo heard (headphones): no residual to burst, so no settling either.
     assert guard.state is Guard.CONVERGED and not guard.knows_echo
+
+
+def test_a_filter_learning_from_the_start_is_held_until_it_has_played_first_s():
+    # A filter that converged in its first seconds still leaves bursts of residual that
+    # pass as the user: the mic stays held, the user's frames too, until it has played
+    # FIRST_S since the start. Silence between replies does not count.
+    guard = EchoGuard(R, FRAME)
+    user = MIC / db(15.0)                             # the user, by the energies
+    frames = played = 0
+    seen = set()
+    while guard.state is not Guard.CONVERGED and frames < 3 * FIRST_S * R / FRAME:
+        frames += 1
+        if frames % 3 == 0:
+            assert guard.frame_gain(MIC, MIC, False, False) == 1.0    # nothing plays
+            continue
+        played += 1
+        gain = guard.frame_gain(MIC, user if frames % 10 == 0 else MIC / db(30.0), False,
+                                True)
+        seen.add(guard.state)
+        assert gain == 0.0 or guard.state is Guard.CONVERGED
+    assert Guard.SETTLING in seen                     # converged early, and settling
+    assert played * FRAME == FIRST_S * R              # the last was the converging one
+    for _ in range(R // FRAME):        # the held residual falls from the user's frames
+        guard.frame_gain(MIC, MIC / db(30.0), False, True)
+    assert guard.frame_gain(MIC, user, False, True) == 1.0
+    guard.relearn()                    # the echo changed: no settling once past FIRST_S
+    for _ in range(2 * R // FRAME):
+        guard.frame_gain(MIC, MIC / db(30.0), False, True)
+    assert guard.state is Guard.CONVERGED
+
+
+def test_an_echo_new_to_the_filter_settles_from_when_it_appeared():
+    # Headphones for 30 s of replies: converged on no echo, nothing to settle. Then an
+    # echo appears (the canceller found its delay and learns it): the filter has met
+    # it only now, and the mic is held until it has played FIRST_S since.
+    guard = EchoGuard(R, FRAME)
+    guard.rest(db(-70.0))
+    for _ in range(int(30 * R / FRAME)):
+        guard.frame_gain(db(-70.0), db(-70.0), False, True)
+    assert guard.state is Guard.CONVERGED and not guard.knows_echo
+    guard.relearn()
+    played = 0
+    while guard.state is not Guard.CONVERGED and played < 3 * FIRST_S * R / FRAME:
+        gain = guard.frame_gain(MIC, MIC / db(30.0), False, True)
+        played += 1
+        assert gain == 0.0 or guard.state is Guard.CONVERGED
+    assert played * FRAME == FIRST_S * R and guard.knows_echo   # the last converged
+
+
+def test_a_filter_that_loses_the_echo_while_it_settles_learns_again():
+    # Settling, the canceller's ERLE falls (the echo moved): the guard learns again at
+    # once, and settles again once the canceller is back.
+    guard = EchoGuard(R, FRAME)
+    for _ in range(2 * R // FRAME):
+        guard.frame_gain(MIC, MIC / db(30.0), False, True)
+    assert guard.state is Guard.SETTLING
+    for _ in range(R // FRAME):
+        assert guard.frame_gain(MIC, MIC / db(3.0), False, True) == 0.0
+    assert guard.state is Guard.LEARNING
+    for _ in range(5 * R // FRAME):        # ERLE over a second climbs back over 18 dB
+        guard.frame_gain(MIC, MIC / db(30.0), False, True)
+    assert guard.state is Guard.SETTLING
 
 
 def test_learning_guard_holds_the_mic_while_the_speaker_plays_only():
@@ -175,9 +242,11 @@ def test_an_echo_that_changed_under_the_canceller_makes_the_guard_learn_again():
 
 
 def test_the_user_now_and_then_following_the_estimate_keeps_the_guard_converged():
+    # In the double talk of bench/echo.py's rooms no user frame follows the estimate at
+    # CHANGED_FOLLOWS or more; here one in six does, and 0.2-0.3 besides.
     guard = converged_guard()
     for frame in range(200):                              # 4 s of double talk
-        follows = 0.6 if frame % 3 == 0 else 0.1          # one in three follows
+        follows = 0.6 if frame % 6 == 0 else 0.25 if frame % 6 == 3 else 0.1
         guard.frame_gain(MIC, MIC / db(15.0), False, True, follows=follows)
     assert guard.state is Guard.CONVERGED
 
