@@ -16,7 +16,8 @@ Rules this module keeps:
 - `LEARNING`: until the canceller has converged (ERLE at least
   `CONVERGED_DB` for `CONVERGED_HOLD_S` while the speaker plays, or its
   output down at the room's noise), the mic is held (gain 0) while the
-  speaker plays. This happens once: the canceller lives as long as the daemon.
+  speaker plays. The canceller lives as long as the daemon: it learns at
+  the start, and again only when the echo changes or moves (below).
   A room where the canceller does worse is trusted at `PATIENT_DB` after
   `PATIENCE_S` of playback, so the user can always talk over a reply.
 - `SETTLING`: a filter that has played less than `FIRST_S` since it met the
@@ -25,18 +26,21 @@ Rules this module keeps:
   word's reverberant end), 6-25 dB over the residual held, coherent with
   the estimate and following it no more than a voice does: no rule on a
   frame tells them from a user talking over the reply, and in replies of
-  other voices and words they pass as the user 6-18 s of playback after the
-  start. So once it has converged on an echo, the mic stays held until the
-  filter has played `FIRST_S`; the button still interrupts meanwhile. (A
-  mic that hears no echo, headphones, has no residual to burst.)
+  other voices and words they passed as the user 6-21 s of playback after
+  the start (all but one under 18 s). So once it has converged on an echo,
+  the mic stays held until the filter has played `FIRST_S`; the button
+  still interrupts meanwhile. (A mic that does not hear the speaker,
+  `hears_echo`, has no residual to burst and does not settle.) Every frame
+  is judged meanwhile as once converged, and held: an echo that changes
+  while the filter settles makes the guard learn again, as below.
   A filter that started again from zero (a clock drift found had
   moved the echo under it: `relearn(restarted=True)`) converges on the few
   replies it has heard since and the seconds replayed into it, and meets
   sounds it has not learnt for a while after: their residual came out loud
   enough, and unlike the estimate enough, to pass as the user 15-30 s after
   the restart. Once such a filter has converged, the mic stays held for
-  `SETTLE_S` of playback more. Then the guard converges (and the filter is
-  young from there).
+  `SETTLE_S` of playback in this state. Then the guard converges (and the
+  filter is young from there).
 - `CONVERGED`: a frame's own ERLE (mic over output energy, voice-weighted)
   says what it holds. Echo alone comes out at about the canceller's usual
   ERLE (`floor`, tracked on such frames); the user's voice comes out far
@@ -139,7 +143,7 @@ YOUNG_S = 20.0             # ... while the filter is young: this much playback s
 FIRST_S = 18.0             # a filter learning an echo new to it (at the daemon's start):
                            # the mic held until it has played this much since
 SETTLE_S = 10.0            # a filter that started again from zero: the mic held for this
-                           # much playback more once it has converged
+                           # much playback settling, once it has converged
 CHANGED_FOLLOWS = 0.3      # frames that look like the user but follow the estimate this closely
 CHANGED_SHARE = 0.3        # ... in this share of such frames: the echo has changed
 CHANGED_FRAMES = 15        # ... a share running over about this many of them
@@ -248,25 +252,32 @@ class EchoGuard:
         self._measure(mic_e, out_e, mic_v, out_v)
         if clipped:
             self.clipped += self.frame
-        if not self.guarded:
-            return 1.0
         if self.state is Guard.SETTLING:
             self._played += self.frame
             if self._settled():
                 self._converge(self._need())
-        if self.state is not Guard.CONVERGED:
+        if not self.guarded:
+            return 1.0
+        if self.state is Guard.LEARNING:
             self.held += self.frame
             self._hold_residual(out_v)
             return 0.0
-        self._played += self.frame
-        if hold:
+        settling = self.state is Guard.SETTLING
+        if not settling:
+            self._played += self.frame
+        if hold and not settling:
             self.held += self.frame
             gain = 0.0
         else:
+            # Settling, every frame is judged as once converged (an echo that changes
+            # meanwhile makes the guard learn again), and held.
             gain = self._residual_gain(mic_e, out_e, clipped, mic_v, out_v, tail, follows,
                                        coherent)
             if self._changed > CHANGED_SHARE:
                 self.relearn()              # the echo changed: hold from the next frame
+            if settling:
+                self.held += self.frame
+                gain = 0.0
         self._followed = self._followed + 1 if abs(follows) >= FOLLOWS_MAX else 0
         self._suppress += (gain * gain - self._suppress) * self.frame / (self.rate * ERLE_WINDOW_S)
         return gain
@@ -346,41 +357,34 @@ class EchoGuard:
         self._erle_out_v += (out_v - self._erle_out_v) * a
         self._erle_n += frame
         self._age += frame
-        if self.state is Guard.CONVERGED:
+        if self.state is not Guard.LEARNING:
             return
-        # Learning, and settling too: a canceller that loses the echo while it settles
-        # (the echo moved, the user talks) learns again (held either way), so that a
-        # moved echo is found at once and the guard never converges on a lost one.
         quiet = max(self._noise * 4.0, level(-50.0))
         measured = self._erle_n > self.rate // 2
-        if self.state is Guard.LEARNING:
-            self._learnt += frame
+        self._learnt += frame
         erle_ok = measured and self._erle_out > 0 and not self.erle_below(self._need())
         residual_ok = measured and self._erle_out <= quiet
-        if not (erle_ok or residual_ok):
-            self._good_run = 0
-            self.state = Guard.LEARNING
-            return
-        self._good_run += frame
-        if self.state is Guard.LEARNING and self._good_run >= self.rate * CONVERGED_HOLD_S:
+        self._good_run = self._good_run + frame if (erle_ok or residual_ok) else 0
+        if self._good_run >= self.rate * CONVERGED_HOLD_S:
             self.knows_echo = erle_ok
             if self._settled():
                 self._converge(self._need())
             else:
                 self.state = Guard.SETTLING
+                self._set_floor(self._need())
 
     def _need(self) -> float:
         """The ERLE at which the canceller counts as converged."""
         return CONVERGED_DB if self._learnt < self.rate * PATIENCE_S else PATIENT_DB
 
     def _settled(self) -> bool:
-        """Whether a converged filter has settled: `SETTLE_S` of playback since it
-        converged if it started again from zero, else `FIRST_S` since it met the echo (the
-        daemon's start, or an echo appearing where there was none). A mic that heard no
-        echo to cancel leaves no residual to burst: it needs no settling."""
-        if self._restarted:
-            return self._played >= self.rate * SETTLE_S
-        return not self.knows_echo or self._age >= self.rate * FIRST_S
+        """Whether a converged filter has settled: it has played `FIRST_S` since it met
+        the echo (the daemon's start, or an echo appearing where there was none), and if
+        it started again from zero, `SETTLE_S` while settling since. A mic that hears no
+        echo (`hears_echo`) leaves no residual to burst: it needs no settling."""
+        if self._restarted and self._played < self.rate * SETTLE_S:
+            return False
+        return not self.hears_echo() or self._age >= self.rate * FIRST_S
 
     def _converge(self, need: float) -> None:
         """Trust the canceller from this frame on (`need`: the ERLE it converged at, the
@@ -388,6 +392,10 @@ class EchoGuard:
         self.state = Guard.CONVERGED
         self._played = 0
         self._restarted = False
+        self._set_floor(need)
+
+    def _set_floor(self, need: float) -> None:
+        """Take the usual ERLE from the last second's (voice-weighted), `need` at least."""
         voice_erle = 10 * math.log10(max(self._erle_mic_v, 1e-12) /
                                      max(self._erle_out_v, 1e-13))
         self._floor_db = max(need, voice_erle)

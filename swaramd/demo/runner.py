@@ -77,8 +77,8 @@ from swaramd.demo.simulator import SimulatedSwaram
 from swaramd.demo.timeline import JournalLines, Timeline, install_timeline_log
 
 DEFAULT_OUT = "swaramd-demo-reply.wav"
-DEADLINE_S = 50.0       # the whole file demo; it takes about 20 s
-EXPECTED_S = 20.0       # for the progress indicator
+DEADLINE_S = 80.0       # the whole file demo; it takes about 35 s
+EXPECTED_S = 35.0       # for the progress indicator
 ROOM_DELAY_MS = 60.0    # the simulated room: speaker to mic
 ROOM_TAIL_MS = 250.0    # its reverberation, down 60 dB
 ROOM_ECHO_DB = 3.0      # the echo's level at the mic over the user's voice

@@ -13,7 +13,7 @@ import soxr
 from swaramd.adapters.speex import SpeexEchoKernel
 from swaramd.core import echo as echo_module
 from swaramd.core.echo import EchoCanceller, Guard, Samples
-from swaramd.core.echo_guard import FOLLOWS_MAX
+from swaramd.core.echo_guard import FIRST_S, FOLLOWS_MAX
 from swaramd.demo import room
 from swaramd.demo.vad import EnergyVad
 
@@ -572,8 +572,9 @@ def test_a_burst_of_residual_that_followed_the_estimate_stays_echo(tail_ms):
     # A 150 ms room, the reply alone: 9.6 s in, the filter's residual rises for six
     # frames, 10 dB over the residual held from echo frames. Its first frames follow
     # the echo estimate (echo), the next ones no longer do, and by their energies
-    # they are the user: three of them in a row would be a speech start. A burst
-    # that followed the estimate stays echo while it stays near the residual.
+    # they are the user: three of them in a row would be a speech start. The guard
+    # holds the mic there, the filter settling (FIRST_S); and a burst that followed the
+    # estimate stays echo while it stays near the residual (test_echo_guard).
     n = 12 * R
     reply = np.concatenate([room.speech(s, "en", seed=i) for i, s in enumerate(room.SENTENCES)])
     ref = np.zeros(n, np.float32)
@@ -626,10 +627,11 @@ def test_an_echo_that_appears_is_held_until_it_is_learnt(on_s):
     # reply starts (16 s), at its end (18 s) or between two (19.5 s) it is switched on.
     # The next reply's echo and a user talking look alike to the guard: the mic is held
     # until the delay estimate finds the echo, then while the canceller learns it. An
-    # estimate made before that reply has played long enough does not let it pass. Once
-    # re-converged, the young filter leaves bursts on sounds it has not met yet, which
-    # by their energies would be the user. No reply is heard as speech.
-    n = 36 * R
+    # estimate made before that reply has played long enough does not let it pass. The
+    # filter has met this echo only now: once converged, it settles until it has played
+    # FIRST_S since (its bursts on sounds it has not met yet would pass as the user),
+    # then the guard converges. No reply is heard as speech.
+    n = 64 * R
     ref = replies_every_5_s(n)
     echo = room.scale_to(room.echo_of(ref, room.room_response(60, 250)), 2 * USER_RMS)
     echo[:int(on_s * R)] = 0
@@ -637,7 +639,8 @@ def test_an_echo_that_appears_is_held_until_it_is_learnt(on_s):
     ec, _, out = run_counted(echo + noise, ref)
     assert [c.audio_ms for c in EnergyVad().feed(out) if c.started] == []
     stats = ec.stats()
-    assert stats.delay_ms == pytest.approx(60, abs=15) and stats.held_s > 1.0
+    assert stats.delay_ms == pytest.approx(60, abs=15) and stats.held_s > FIRST_S
+    assert stats.guard is Guard.CONVERGED
 
 
 def test_a_user_talking_over_replies_in_a_room_without_echo_is_heard():

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from swaramd.core.echo_guard import (
+    BURST_FRAMES,
+    BURST_MARGIN_DB,
     CLIPPED_TARGET_DB,
     COHERENT_MARGIN_DB,
     COHERENT_MIN,
@@ -102,19 +104,23 @@ def test_an_echo_new_to_the_filter_settles_from_when_it_appeared():
     assert played * FRAME == FIRST_S * R and guard.knows_echo   # the last converged
 
 
-def test_a_filter_that_loses_the_echo_while_it_settles_learns_again():
-    # Settling, the canceller's ERLE falls (the echo moved): the guard learns again at
-    # once, and settles again once the canceller is back.
+def test_while_the_filter_settles_the_user_is_held_and_a_changed_echo_relearnt():
+    # Settling, frames are judged as once converged, and held. The user talking over a
+    # reply leaves it settling (the mic held); output that follows the echo estimate on
+    # most frames that look like the user (the echo moved) makes it learn again.
     guard = EchoGuard(R, FRAME)
     for _ in range(2 * R // FRAME):
         guard.frame_gain(MIC, MIC / db(30.0), False, True)
     assert guard.state is Guard.SETTLING
-    for _ in range(R // FRAME):
+    for _ in range(R // FRAME):                       # the user: held, still settling
         assert guard.frame_gain(MIC, MIC / db(3.0), False, True) == 0.0
-    assert guard.state is Guard.LEARNING
-    for _ in range(5 * R // FRAME):        # ERLE over a second climbs back over 18 dB
-        guard.frame_gain(MIC, MIC / db(30.0), False, True)
     assert guard.state is Guard.SETTLING
+    frames = 0
+    while guard.state is Guard.SETTLING and frames < 100:
+        follows = 0.0 if frames % 4 == 3 else -0.8          # three in four follow
+        assert guard.frame_gain(MIC, MIC / db(15.0), False, True, follows=follows) == 0.0
+        frames += 1
+    assert guard.state is Guard.LEARNING and frames < 40
 
 
 def test_learning_guard_holds_the_mic_while_the_speaker_plays_only():
@@ -174,6 +180,21 @@ def test_a_mic_the_echo_estimate_explains_is_echo_unless_far_over_the_residual(
     out = MIC / db(30.0) * db(over_residual_db)
     gain = guard.frame_gain(MIC, out, False, True, coherent=coherent)
     assert (gain == 1.0) is passes
+
+
+def test_a_burst_that_followed_the_estimate_stays_echo_near_the_residual():
+    # A burst of residual follows the echo estimate at first, then less: a frame right
+    # after BURST_FRAMES that followed, within BURST_MARGIN_DB of the residual held, is
+    # that burst. The user stands far above the residual and passes.
+    for over_db, passes in [(BURST_MARGIN_DB - 2.0, False), (BURST_MARGIN_DB + 2.0, True)]:
+        guard = converged_guard()                         # residual: 30 dB under the mic
+        out = MIC / db(30.0) * db(over_db)
+        for _ in range(BURST_FRAMES):
+            assert guard.frame_gain(MIC, out, False, True, follows=0.5) < 1.0
+        assert (guard.frame_gain(MIC, out, False, True) == 1.0) is passes
+        # Without the frames that followed, the same frame is the user.
+        guard = converged_guard()
+        assert guard.frame_gain(MIC, out, False, True) == 1.0
 
 
 def test_a_grown_filter_lets_a_quiet_user_the_estimate_explains_through():
