@@ -188,8 +188,8 @@ class EchoGuard:
         self.clipped = 0                 # samples of clipped mic frames while playing
         self._erle_mic = 0.0
         self._erle_out = 0.0
-        self._erle_n = 0
-        self._age = 0                    # samples played since the filter met the echo
+        self._erle_n = 0                 # samples played, measured
+        self._met_at = 0                 # `_erle_n` when the filter met the echo
         self._noise = -1.0               # mic energy while the speaker is silent
         self._noise_v = -1.0             # ... voice-weighted
         self._erle_mic_v = 0.0
@@ -299,7 +299,7 @@ class EchoGuard:
         """The echo moved or changed: hold again until the canceller has re-converged;
         `restarted`: its filter starts again from zero, and settles (held) after that."""
         if self.state is Guard.CONVERGED and not self.knows_echo:
-            self._age = 0               # converged on no echo: this one is new to the filter
+            self._met_at = self._erle_n  # converged on no echo: this one is new to the filter
         self.state = Guard.LEARNING
         self._restarted = self._restarted or restarted
         self._good_run = self._learnt = self._followed = self._played = 0
@@ -356,7 +356,6 @@ class EchoGuard:
         self._erle_mic_v += (mic_v - self._erle_mic_v) * a
         self._erle_out_v += (out_v - self._erle_out_v) * a
         self._erle_n += frame
-        self._age += frame
         if self.state is not Guard.LEARNING:
             return
         quiet = max(self._noise * 4.0, level(-50.0))
@@ -384,7 +383,7 @@ class EchoGuard:
         echo (`hears_echo`) leaves no residual to burst: it needs no settling."""
         if self._restarted and self._played < self.rate * SETTLE_S:
             return False
-        return not self.hears_echo() or self._age >= self.rate * FIRST_S
+        return not self.hears_echo() or self._erle_n - self._met_at >= self.rate * FIRST_S
 
     def _converge(self, need: float) -> None:
         """Trust the canceller from this frame on (`need`: the ERLE it converged at, the
