@@ -5,16 +5,15 @@
 
 A 46 s scene at 24 kHz, as a bare mic beside the speaker hears it: the reply
 (espeak-ng speech when installed) alone 0-20 s, the user talking over it
-20-28 s, the user alone 29-36 s, the reply alone again 36-46 s (the guard
-holds the mic until the filter has played 18 s: the double talk comes after
-that); the echo comes
-through a delay, a decaying tail and a gain (`--echo-db` over the user's
-voice), with a little room noise. The user speaks at -26 dBFS unless the mic
-would then clip: as a mic's gain is set for the loudest sound it hears, the
-whole mic (user, echo, noise) is then turned down until its peak is 1 dB under
-full scale. `--clipping` keeps the user at -26 dBFS and lets the echo clip the
-mic, which no linear canceller models (the guard never passes a clipped
-frame). The mic and the speaker are fed through
+20-28 s, the user alone 29-36 s, the reply alone again 36-46 s (the guard holds
+the mic until the filter has played 18 s: the double talk comes after that); the
+echo comes through a delay, a decaying tail and a gain (`--echo-db` over the
+user's voice), with a little room noise. The user speaks at -26 dBFS unless
+the mic would then clip: as a mic's gain is set for the loudest sound it
+hears, the whole mic (user, echo, noise) is then turned down until its peak is
+1 dB under full scale. `--clipping` keeps the user at -26 dBFS and lets the
+echo clip the mic, which no linear canceller models (the guard never passes a
+clipped frame). The mic and the speaker are fed through
 `core.echo.EchoCanceller` + Speex in 20 ms periods, as the engine's pump does;
 the kernel's frame is 20 ms (the engine's `ECHO_FRAME_MS`) unless `--frame-ms`
 says otherwise.

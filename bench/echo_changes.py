@@ -5,9 +5,8 @@
 A scene at 24 kHz, running 20 s past the last change: a reply of 2.5 s
 every 5 s from 1 s on (espeak-ng speech when installed), heard by a bare mic
 through a room (a delay, a 250 ms tail), with a little room noise and no
-user. The canceller (`core.echo` with
-Speex, 20 ms periods, as the engine's pump runs it) learns the room, and then
-the echo changes:
+user. The canceller (`core.echo` with Speex, 20 ms periods, as the engine's
+pump runs it) learns the room, and then the echo changes:
 
 - `appears`: there was no echo at all (a speaker switched off, headphones),
   and from the change on there is;
@@ -19,13 +18,13 @@ the echo changes:
 Each kind runs over a grid: the change at 36.0 s, 37.0 s (inside a reply),
 38.0 s (near its end) or 39.5 s (between replies), after the guard has
 converged and its filter has settled (about 32 s here; `--at-s` sets other
-times), a room of 30, 60 or
-120 ms, and the echo at the user's level or 6 dB over it (the user's level
-as in `bench/echo.py`: -26 dBFS). The uplink is fed to the simulated
-service's turn detector (`swaramd.demo.vad.EnergyVad`); with no user in the
-scene, each speech start would cancel a reply. It prints, per kind, the
-starts before the change, the runs with a start within 0.3 s of it, and the
-starts after that. The scene is deterministic. Figures: docs/performance.md.
+times), a room of 30, 60 or 120 ms, and the echo at the user's level or 6 dB
+over it (the user's level as in `bench/echo.py`: -26 dBFS). The uplink is fed
+to the simulated service's turn detector (`swaramd.demo.vad.EnergyVad`); with
+no user in the scene, each speech start would cancel a reply. It prints, per
+kind, the starts before the change, the runs with a start within 0.3 s of it,
+and the starts after that. The scene is deterministic. Figures:
+docs/performance.md.
 """
 
 from __future__ import annotations
